@@ -177,9 +177,7 @@ def _extra_keys(error: ValidationError) -> list[str]:
     declared = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
     patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
     return [
-        key
-        for key in error.instance
-        if key not in declared and not any(re.search(p, key) for p in patterns)
+        key for key in error.instance if key not in declared and not any(re.search(p, key) for p in patterns)
     ]
 
 

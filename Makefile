@@ -1,0 +1,44 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Both create the virtualenv on first use and install the project into it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest bench system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# System packages the tests need: gpg verifies OpenPGP signatures for real.
+system-deps:
+	@command -v gpg >/dev/null 2>&1 || { \
+	  echo "installing gnupg (needed by the tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq gnupg; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq gnupg; fi; }
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m generic_worker.demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed system-deps
+	$(BIN)/pytest
+
+# pytest runs last so that its summary line is the last thing printed.
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

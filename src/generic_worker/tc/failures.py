@@ -1,0 +1,42 @@
+"""Classifying what the official client raises, so callers can map it to a task resolution.
+
+Quirk of taskcluster 113 (deps.md §1.5): after exhausting retries on 5xx the aio client raises
+the raw `aiohttp.ClientResponseError`, while 4xx raise `TaskclusterRestFailure`; connection
+problems raise `TaskclusterConnectionError`. Callers catch `TC_ERRORS` and ask `http_status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import taskcluster.exceptions as tcex
+
+TC_ERRORS: tuple[type[BaseException], ...] = (
+    tcex.TaskclusterFailure,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+)
+"""Everything a Taskcluster API call may raise that is not a bug of ours."""
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status of a failed call, or None for connection problems and timeouts."""
+    if isinstance(error, tcex.TaskclusterRestFailure):
+        status = getattr(error, "status_code", None)
+        return int(status) if status is not None else None
+    if isinstance(error, aiohttp.ClientResponseError):
+        return int(error.status)
+    return None
+
+
+def is_connection_problem(error: BaseException) -> bool:
+    """True for network failures (no HTTP answer at all), after the client's own retries."""
+    return http_status(error) is None
+
+
+def describe(error: BaseException) -> str:
+    """A one-line description of a failed call for logs (never includes credentials)."""
+    status = http_status(error)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"HTTP {status}: {text}" if status is not None else f"{type(error).__name__}: {text}"

@@ -1,0 +1,1 @@
+"""tc-local: a local Taskcluster-compatible platform (queue, auth, object, ...) on SQLite."""
