@@ -40,7 +40,7 @@ _CLASSES: dict[str, Any] = {
 def _with_base_url(cls: Any, base_url: str) -> Any:
     """A client subclass that sends requests to a legacy per-service base URL."""
 
-    class LegacyBaseUrlClient(cls):  # type: ignore[misc, valid-type]
+    class LegacyBaseUrlClient(cls):  # type: ignore[misc]
         def _constructUrl(self, route: str) -> str:  # noqa: N802 - the client's own name
             return base_url.rstrip("/") + "/" + route.lstrip("/")
 
