@@ -1,0 +1,63 @@
+"""The aiohttp application: every service under `/api/<service>/v1/`, plus the blob routes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tclocal.auth_api import AuthService
+from tclocal.blobs import BlobStore
+from tclocal.context import Context
+from tclocal.endpoints import Endpoint, Service, health_endpoints, json_reply
+from tclocal.errors import APIError, error_body
+from tclocal.index_api import IndexService
+from tclocal.object_api import ObjectService
+from tclocal.purge_cache_api import PurgeCacheService
+from tclocal.queue_artifacts import QueueArtifacts
+from tclocal.queue_tasks_api import QueueTasks
+from tclocal.queue_worker_api import QueueWorker
+from tclocal.secrets_api import SecretsService
+
+
+def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
+    """Every service tc-local implements, by name."""
+    queue: list[Endpoint] = [
+        *health_endpoints(),
+        *QueueTasks(ctx).endpoints(),
+        *QueueWorker(ctx).endpoints(),
+        *QueueArtifacts(ctx).endpoints(),
+    ]
+    tables = {
+        "queue": queue,
+        "auth": AuthService(ctx, wst_secret).endpoints(),
+        "object": ObjectService(ctx).endpoints(),
+        "purge-cache": PurgeCacheService(ctx).endpoints(),
+        "secrets": SecretsService(ctx).endpoints(),
+        "index": IndexService(ctx).endpoints(),
+    }
+    return {name: Service(name, endpoints, ctx.authenticator) for name, endpoints in tables.items()}
+
+
+def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application:
+    """The web application routing `/api/<service>/v1/...` on the raw path."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        service = services.get(request.match_info["service"])
+        if service is None or request.match_info["version"] != "v1":
+            err = APIError("ResourceNotFound", f"No such service: {request.path}")
+            return json_reply(error_body(err, "unknown", {}, None), err.status)
+        return await service.handle(request)
+
+    async def root(request: web.Request) -> web.StreamResponse:
+        return json_reply(
+            {"tc-local": True, "services": sorted(services), "rootUrl": f"{request.scheme}://{request.host}"}
+        )
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.add_routes(
+        [
+            web.get("/", root),
+            web.route("*", "/api/{service}/{version}{tail:(/.*)?}", dispatch),
+            *blobs.routes(),
+        ]
+    )
+    return app
