@@ -1,0 +1,92 @@
+"""The kinds of artifact a task run publishes, as plain immutable values.
+
+Resolution (`resolve.py`) turns payload entries into these; the uploader (`upload.py`) turns
+them into createArtifact requests and transfers. Features create them directly for their own
+artifacts (logs, chain of trust, live-log reference and link).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+
+class ErrorReason(StrEnum):
+    """The `reason` values the queue accepts for `error` artifacts."""
+
+    FILE_MISSING = "file-missing-on-worker"
+    INVALID_RESOURCE = "invalid-resource-on-worker"
+    TOO_LARGE = "too-large-file-on-worker"
+    NOT_READABLE = "file-not-readable-on-worker"
+
+
+@dataclass(frozen=True)
+class FileArtifact:
+    """A file on the worker, uploaded as `s3` (or `object` when the worker makes object artifacts).
+
+    `content_encoding` is "gzip" (compressed for the transfer, served with `Content-Encoding: gzip`)
+    or "identity". `optional`: an upload failure is only a warning (upstream behaviour).
+    """
+
+    name: str
+    path: Path
+    expires: datetime
+    content_type: str
+    content_encoding: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ReferenceArtifact:
+    """A redirect to a URL outside the queue (e.g. the live log while the task runs)."""
+
+    name: str
+    url: str
+    expires: datetime
+    content_type: str
+
+
+@dataclass(frozen=True)
+class LinkArtifact:
+    """An alias of another artifact of the same run (e.g. live.log -> live_backing.log)."""
+
+    name: str
+    target: str
+    expires: datetime
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorArtifact:
+    """Why an artifact the payload asked for could not be published; fails the task unless optional.
+
+    `path` is the path as the payload gave it (relative to the task directory), for the log line.
+    """
+
+    name: str
+    path: str
+    message: str
+    reason: str
+    expires: datetime
+    optional: bool = False
+
+
+Artifact = FileArtifact | ReferenceArtifact | LinkArtifact | ErrorArtifact
+"""Any artifact the uploader accepts."""
+
+
+@dataclass(frozen=True)
+class UploadedArtifact:
+    """A record of one successful upload, for chain of trust (which hashes the local files later).
+
+    `storage_type` is "s3", "object", "reference", "link" or "error"; `path` and
+    `content_encoding` are set for file artifacts only.
+    """
+
+    name: str
+    storage_type: str
+    path: Path | None = None
+    content_encoding: str | None = None
+    content_type: str | None = None

@@ -1,0 +1,264 @@
+"""Moving artifact bytes: reading files off the event loop, gzip into a temporary file, and PUT.
+
+Everything streams in 1 MiB chunks, so memory stays constant whatever the file size:
+- `FileSource` is an open descriptor read with `pread` in worker threads (`asyncio.to_thread`),
+  so one open file serves every retry of a PUT and hashing happens in the same thread;
+- `gzip_copy` compresses a source into an anonymous temporary file in a worker thread (presigned
+  S3 PUTs need a Content-Length, so the compressed size must be known before sending); the file is
+  unlinked as soon as it is created, so it disappears with its descriptor, even if the worker is
+  killed;
+- `put_with_retries` PUTs a source to a URL, retrying network errors, 5xx and S3's spurious 400
+  (seed bug 1394557) with the client's backoff, optionally asking for a fresh URL before each
+  retry (an expired presigned URL answers 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+import tempfile
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from taskcluster.utils import calculateSleepTime
+
+CHUNK = 1 << 20
+"""Read size: large enough for ~1 GB/s through a thread hop, small enough to be irrelevant."""
+
+PUT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
+"""No total limit (a large upload may take long); a stalled connection fails after 5 min."""
+
+RETRYABLE_STATUS = frozenset({400, 403, 408, 429})
+"""Besides 5xx: 400 (S3 bug 1394557), 403 (expired presigned URL: retried with a fresh one)."""
+
+
+class LocalReadError(Exception):
+    """The local file could not be read (vanished, shrank, permission): the task's problem."""
+
+
+class PutError(Exception):
+    """A PUT failed for good (after retries, or with a status that is not worth retrying)."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FileSource:
+    """An open regular file of a known size, read by offset in worker threads.
+
+    Use as `async with await FileSource.open(path)`; reading never moves a shared file position,
+    so a retried PUT simply starts again at offset 0.
+    """
+
+    def __init__(self, fd: int, size: int, description: str) -> None:
+        self.fd = fd
+        self.size = size
+        self.description = description
+        self.read_error: LocalReadError | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> FileSource:
+        """Open `path` (no symlink in its last component) and check it is still a regular file."""
+        return await asyncio.to_thread(cls._open, path)
+
+    @classmethod
+    def _open(cls, path: Path) -> FileSource:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as err:
+            raise LocalReadError(f"Could not read file '{path}': {err.strerror}") from err
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise LocalReadError(f"Could not read file '{path}': not a regular file")
+        return cls(fd, info.st_size, f"file '{path}'")
+
+    async def __aenter__(self) -> FileSource:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the descriptor (in a thread: freeing a large unlinked file can take a while)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            await asyncio.to_thread(os.close, fd)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Blocking: `length` bytes at `offset`; LocalReadError if the file is shorter than its size."""
+        try:
+            data = os.pread(self.fd, length, offset)
+        except OSError as err:
+            raise LocalReadError(f"Could not read {self.description}: {err.strerror}") from err
+        if len(data) < length:
+            message = f"Could not read {self.description}: it shrank while being uploaded"
+            raise LocalReadError(message)
+        return data
+
+    async def read_all(self) -> bytes:
+        """The whole content (for small files only: object-service `dataInline` below 8 KiB)."""
+        return await asyncio.to_thread(self.read_at, 0, self.size)
+
+    async def chunks(self, digests: Digests | None = None) -> AsyncIterator[bytes]:
+        """The content in 1 MiB chunks, read (and hashed) in worker threads.
+
+        A read failure is kept in `read_error` before it is raised, because aiohttp reports it
+        as a connection problem; the caller then knows it is local and not worth a retry.
+        """
+        offset = 0
+        while offset < self.size:
+            length = min(CHUNK, self.size - offset)
+            try:
+                data = await asyncio.to_thread(self._read_and_hash, offset, length, digests)
+            except LocalReadError as err:
+                self.read_error = err
+                raise
+            offset += length
+            yield data
+
+    def _read_and_hash(self, offset: int, length: int, digests: Digests | None) -> bytes:
+        data = self.read_at(offset, length)
+        if digests is not None:
+            digests.update(data)
+        return data
+
+
+@dataclass
+class Digests:
+    """sha256 and sha512 of the bytes streamed so far (what the object service's finishUpload wants)."""
+
+    sha256: Any = field(default_factory=hashlib.sha256)
+    sha512: Any = field(default_factory=hashlib.sha512)
+    length: int = 0
+
+    def update(self, data: bytes) -> None:
+        """Feed one chunk (called in the reading thread; hashlib releases the GIL on large data)."""
+        self.sha256.update(data)
+        self.sha512.update(data)
+        self.length += len(data)
+
+    def hashes(self) -> dict[str, str]:
+        """The `hashes` object of finishUpload."""
+        return {"sha256": self.sha256.hexdigest(), "sha512": self.sha512.hexdigest()}
+
+
+async def gzip_copy(source: FileSource, level: int, temp_dir: Path | None) -> FileSource:
+    """Compress `source` into an anonymous temporary file (in `temp_dir`, default the system's).
+
+    Runs in a worker thread; zlib releases the GIL, so several compressions use several cores.
+    Raises LocalReadError when the source cannot be read, OSError when the copy cannot be written.
+    """
+    return await asyncio.to_thread(_gzip_copy, source, level, temp_dir)
+
+
+def _gzip_copy(source: FileSource, level: int, temp_dir: Path | None) -> FileSource:
+    fd, name = tempfile.mkstemp(prefix="generic-worker-artifact-", suffix=".gz", dir=temp_dir)
+    os.unlink(name)  # anonymous from now on: it goes away with the descriptor, whatever happens
+    try:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+        size = 0
+        offset = 0
+        while offset < source.size:
+            length = min(CHUNK, source.size - offset)
+            size += _write_all(fd, compressor.compress(source.read_at(offset, length)))
+            offset += length
+        size += _write_all(fd, compressor.flush())
+    except BaseException:
+        os.close(fd)
+        raise
+    return FileSource(fd, size, f"gzip copy of {source.description}")
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
+
+
+@dataclass(frozen=True)
+class PutTarget:
+    """Where to PUT and with which headers (Content-Length is added from the source)."""
+
+    url: str
+    headers: Mapping[str, str]
+
+
+def _is_retryable(status: int | None) -> bool:
+    return status is None or status >= 500 or status in RETRYABLE_STATUS
+
+
+def public_url(url: str) -> str:
+    """The URL without its query string: presigned URLs carry signatures that grant access."""
+    return url.split("?", 1)[0]
+
+
+async def put_with_retries(
+    session: aiohttp.ClientSession,
+    target: PutTarget,
+    source: FileSource,
+    *,
+    max_retries: int,
+    refresh: Callable[[], Awaitable[PutTarget]] | None = None,
+    digests: Callable[[], Digests] | None = None,
+) -> Digests | None:
+    """PUT `source` to `target`, retrying transient failures with backoff; return the digests.
+
+    `refresh` gives a fresh target before each retry (a presigned URL may have expired);
+    `digests` makes a fresh hasher per attempt, and the successful attempt's one is returned.
+    Raises PutError after the last attempt, LocalReadError at once when the file cannot be read.
+    """
+    attempt = 0
+    while True:
+        hasher = digests() if digests is not None else None
+        try:
+            await _put_once(session, target, source, hasher)
+            return hasher
+        except PutError as err:
+            if not _is_retryable(err.status) or attempt >= max_retries:
+                raise
+        attempt += 1
+        await asyncio.sleep(calculateSleepTime(attempt))
+        if refresh is not None:
+            target = await refresh()
+
+
+async def _put_once(
+    session: aiohttp.ClientSession, target: PutTarget, source: FileSource, digests: Digests | None
+) -> None:
+    headers = {k: v for k, v in target.headers.items() if k.lower() != "content-length"}
+    headers["Content-Length"] = str(source.size)
+    source.read_error = None
+    try:
+        async with session.put(
+            target.url,
+            data=source.chunks(digests),
+            headers=headers,
+            skip_auto_headers=("Content-Type",),
+            allow_redirects=False,
+            timeout=PUT_TIMEOUT,
+        ) as response:
+            if response.status >= 300:
+                detail = (await response.content.read(512)).decode("utf-8", errors="replace")
+                message = f"HTTP {response.status} from PUT {public_url(target.url)}: {detail.strip()}"
+                raise PutError(message, response.status)
+            await response.read()
+    except (aiohttp.ClientError, TimeoutError, ConnectionError) as err:
+        if source.read_error is not None:
+            raise source.read_error from err
+        text = str(err) or type(err).__name__
+        raise PutError(f"network error on PUT {public_url(target.url)}: {text}", None) from err
+    if digests is not None and digests.length != source.size:
+        # The server answered before reading everything: the hashes would be wrong.
+        raise PutError(f"PUT {public_url(target.url)} ended before the whole body was sent", None)
