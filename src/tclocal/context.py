@@ -48,6 +48,10 @@ class WorkNotifier:
             if not waiters:
                 del self._waiters[queue]
 
+    def waiting(self, queue: str) -> int:
+        """How many claimWork calls are waiting on `queue` right now (for tests and metrics)."""
+        return len(self._waiters.get(queue, ()))
+
     def notify(self, queues: Iterable[str]) -> None:
         """Wake every waiter of each queue."""
         for queue in queues:

@@ -74,14 +74,15 @@ class Endpoint:
     def __post_init__(self) -> None:
         params: list[str] = []
         regex = ""
-        for i, part in enumerate(re.split(r"<(\*?[a-zA-Z]+)>", self.route)):
+        # Like express (non-strict routing), a trailing slash is optional.
+        for i, part in enumerate(re.split(r"<(\*?[a-zA-Z]+)>", self.route.rstrip("/"))):
             if i % 2 == 0:
                 regex += re.escape(part)
                 continue
             name = part.lstrip("*")
             params.append(name)
             regex += f"(?P<{name}>{'.+' if part.startswith('*') else '[^/]+'})"
-        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
         object.__setattr__(self, "route_params", tuple(params))
         needs = scopelib.template_params(self.scopes) if self.scopes is not None else set()
         object.__setattr__(self, "auto_authorize", needs <= set(params))

@@ -68,6 +68,21 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     return stored
 
 
+def write_server_info(data_dir: Path, root_url: str) -> None:
+    """Record where `serve` listens, so client commands find it from the data directory."""
+    (data_dir / "server.json").write_text(json.dumps({"rootUrl": root_url}) + "\n")
+
+
+def read_client_options(data_dir: Path) -> dict[str, Any] | None:
+    """Client options (root credentials) for the tc-local serving from `data_dir`, if any."""
+    try:
+        root_url = json.loads((data_dir / "server.json").read_text())["rootUrl"]
+        token = json.loads((data_dir / "secrets.json").read_text())["rootAccessToken"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return {"rootUrl": root_url, "credentials": {"clientId": ROOT_CLIENT_ID, "accessToken": token}}
+
+
 def load_clients_file(path: Path) -> list[Client]:
     """Static clients from a YAML/JSON list of `{clientId, accessToken, scopes, description}`."""
     entries: Any = yaml.safe_load(path.read_text())
@@ -125,8 +140,12 @@ class TCLocalServer:
         ctx.poke_reaper = self._reaper.poke
         app = build_app(build_services(ctx, secrets["websocktunnelSecret"]), blobs)
         # handler_cancellation: a claimWork long-poll whose worker went away stops waiting.
+        # auto_decompress off: a blob PUT with Content-Encoding: gzip is stored as sent, like S3.
         self._runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=access_logger if cfg.access_log else None
+            app,
+            handler_cancellation=True,
+            auto_decompress=False,
+            access_log=access_logger if cfg.access_log else None,
         )
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET

@@ -98,9 +98,7 @@ class RunningTCLocal:
 
 def _split_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     names = {f.name for f in dataclasses.fields(Settings)}
-    return {k: v for k, v in extra.items() if k in names}, {
-        k: v for k, v in extra.items() if k not in names
-    }
+    return {k: v for k, v in extra.items() if k in names}, {k: v for k, v in extra.items() if k not in names}
 
 
 @contextmanager
@@ -120,9 +118,7 @@ def running_tclocal(
     access_log).
     """
     settings_extra, config_extra = _split_extra(extra)
-    settings = Settings(
-        claim_timeout=claim_timeout, claim_work_wait=claim_work_wait, **settings_extra
-    )
+    settings = Settings(claim_timeout=claim_timeout, claim_work_wait=claim_work_wait, **settings_extra)
     config = ServerConfig(data_dir, host, port, settings=settings, **config_extra)
     server = TCLocalServer(config)
     loop = asyncio.new_event_loop()

@@ -1,0 +1,117 @@
+"""Time-driven behaviour on a tc-local with short claims: claim expiry, retries and deadlines.
+
+Nothing sleeps for a fixed time: the service is configured with a 0.5 s claim timeout and the
+tests poll the task status until the reaper has acted (with a deadline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import slugid
+import taskcluster.aio
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from tclocal.testing import RunningTCLocal, running_tclocal, unique_worker_type
+from tclocal.timestamps import from_now
+
+from .conftest import wait_for
+from .upstream import Checked
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTCLocal]:
+    with running_tclocal(
+        tmp_path_factory.mktemp("tclocal-fast"),
+        claim_timeout=0.5,
+        claim_work_wait=0.5,
+        reaper_interval=0.2,
+    ) as service:
+        yield service
+
+
+@pytest.fixture
+async def fast_queue(fast: RunningTCLocal) -> AsyncIterator[Any]:
+    async with aiohttp.ClientSession() as session:
+        yield Checked(taskcluster.aio.Queue({**fast.options(), "maxRetries": 0}, session=session))
+
+
+async def _status(queue: Any, task_id: str) -> dict[str, Any]:
+    status: dict[str, Any] = (await queue.status(task_id))["status"]
+    return status
+
+
+async def _claim(queue: Any, worker_type: str) -> dict[str, Any]:
+    reply = await queue.claimWork(
+        f"tc-local/{worker_type}", {"workerGroup": "g", "workerId": "w", "tasks": 1}
+    )
+    assert len(reply["tasks"]) == 1
+    claim: dict[str, Any] = reply["tasks"][0]
+    return claim
+
+
+async def test_claim_expiry_retries_then_resolves(fast: RunningTCLocal, fast_queue: Any) -> None:
+    worker_type = unique_worker_type()
+    task_id = slugid.nice()
+    await fast_queue.createTask(task_id, fast.make_task(workerType=worker_type, retries=1))
+    await _claim(fast_queue, worker_type)
+    status = await wait_for(lambda: _status(fast_queue, task_id), lambda s: len(s["runs"]) == 2)
+    assert status["runs"][0]["state"] == "exception"
+    assert status["runs"][0]["reasonResolved"] == "claim-expired"
+    assert status["runs"][1] == {**status["runs"][1], "state": "pending", "reasonCreated": "retry"}
+    assert status["retriesLeft"] == 0
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await fast_queue.reclaimTask(task_id, 0)
+    assert err.value.status_code == 409
+    await _claim(fast_queue, worker_type)
+    status = await wait_for(lambda: _status(fast_queue, task_id), lambda s: s["state"] == "exception")
+    assert [r["reasonResolved"] for r in status["runs"]] == ["claim-expired", "claim-expired"]
+
+
+async def test_reclaim_keeps_a_run_alive(fast: RunningTCLocal, fast_queue: Any) -> None:
+    worker_type = unique_worker_type()
+    task_id = slugid.nice()
+    await fast_queue.createTask(task_id, fast.make_task(workerType=worker_type, retries=0))
+    claim = await _claim(fast_queue, worker_type)
+    taken_until = claim["takenUntil"]
+    for _ in range(4):  # each reclaim must land before the previous takenUntil passes
+        reply = await fast_queue.reclaimTask(task_id, 0)
+        assert reply["takenUntil"] >= taken_until
+        taken_until = reply["takenUntil"]
+        status = await _status(fast_queue, task_id)
+        if status["state"] != "running":
+            pytest.skip("machine too slow to reclaim within 0.5 s")
+    assert (await fast_queue.reportCompleted(task_id, 0))["status"]["state"] == "completed"
+
+
+async def test_deadline_resolves_pending_unscheduled_and_running(
+    fast: RunningTCLocal, fast_queue: Any
+) -> None:
+    worker_type = unique_worker_type()
+    running, pending, blocked, after = (slugid.nice() for _ in range(4))
+    soon = from_now(1.0)
+    await fast_queue.createTask(running, fast.make_task(workerType=worker_type, deadline=soon))
+    await _claim(fast_queue, worker_type)
+    await fast_queue.reclaimTask(running, 0)
+    await fast_queue.createTask(pending, fast.make_task(workerType=worker_type, deadline=soon))
+    await fast_queue.createTask(
+        blocked, fast.make_task(workerType=worker_type, deadline=soon, dependencies=[pending])
+    )
+    await fast_queue.createTask(
+        after,
+        fast.make_task(workerType=worker_type, dependencies=[blocked], requires="all-resolved"),
+    )
+    for task_id in (running, pending, blocked):
+        status = await wait_for(lambda t=task_id: _status(fast_queue, t), lambda s: s["state"] == "exception")
+        assert status["runs"][-1]["reasonResolved"] in ("deadline-exceeded", "claim-expired")
+    blocked_status = await _status(fast_queue, blocked)
+    assert blocked_status["runs"] == [
+        {**blocked_status["runs"][0], "reasonCreated": "exception", "reasonResolved": "deadline-exceeded"}
+    ]
+    assert (await _status(fast_queue, after))["state"] == "pending"
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await fast_queue.cancelTask(pending)
+    assert err.value.status_code == 409

@@ -1,0 +1,196 @@
+"""The worker interface: claimWork long-poll, temporary credentials, reclaim, reports, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import slugid
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from tclocal.testing import RunningTCLocal
+from tclocal.timestamps import parse_iso
+
+from .conftest import Clients, claim_one, wait_for
+
+
+def queue_id(worker_type: str) -> str:
+    return f"tc-local/{worker_type}"
+
+
+async def test_claim_gives_run_scoped_temporary_credentials(
+    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+) -> None:
+    task_id = slugid.nice()
+    await queue.createTask(task_id, tc.make_task(workerType=worker_type, scopes=["project:thing"]))
+    claim = await claim_one(queue, queue_id(worker_type), worker="worker-7")
+    assert claim["runId"] == 0 and claim["workerId"] == "worker-7"
+    assert claim["task"]["scopes"] == ["project:thing"]
+    assert claim["status"]["runs"][0]["state"] == "running"
+    credentials = claim["credentials"]
+    assert credentials["clientId"] == f"task-client/{task_id}/0/on/test-group/worker-7"
+    certificate = json.loads(credentials["certificate"])
+    assert certificate["expiry"] == pytest.approx(parse_iso(claim["takenUntil"]) * 1000, abs=1)
+    auth = clients.make("auth", credentials)
+    scopes = (await auth.currentScopes())["scopes"]
+    for scope in (
+        f"queue:reclaim-task:{task_id}/0",
+        f"queue:resolve-task:{task_id}/0",
+        f"queue:create-artifact:{task_id}/0",
+        "project:thing",
+    ):
+        assert scope in scopes
+    other = slugid.nice()
+    await queue.createTask(other, tc.make_task(workerType=worker_type))
+    as_task = clients.make("queue", credentials)
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await as_task.reportCompleted(other, 0)
+    assert err.value.status_code == 403
+
+
+async def test_reclaim_extends_claim_and_renews_credentials(
+    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+) -> None:
+    task_id = slugid.nice()
+    await queue.createTask(task_id, tc.make_task(workerType=worker_type))
+    claim = await claim_one(queue, queue_id(worker_type))
+    as_task = clients.make("queue", claim["credentials"])
+    reclaimed = await as_task.reclaimTask(task_id, 0)
+    assert reclaimed["takenUntil"] >= claim["takenUntil"]
+    assert reclaimed["credentials"]["certificate"] != claim["credentials"]["certificate"]
+    assert reclaimed["status"]["runs"][0]["takenUntil"] == reclaimed["takenUntil"]
+    renewed = clients.make("queue", reclaimed["credentials"])
+    status = (await renewed.reportCompleted(task_id, 0))["status"]
+    assert status["state"] == "completed"
+    again = (await renewed.reportCompleted(task_id, 0))["status"]
+    assert again["runs"] == status["runs"]  # idempotent
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await renewed.reportFailed(task_id, 0)
+    assert err.value.status_code == 409
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await queue.reclaimTask(task_id, 5)
+    assert err.value.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "reason, retried, reason_created",
+    [
+        ("worker-shutdown", True, "retry"),
+        ("intermittent-task", True, "task-retry"),
+        ("malformed-payload", False, None),
+        ("resource-unavailable", False, None),
+        ("internal-error", False, None),
+    ],
+)
+async def test_report_exception_retry_semantics(
+    tc: RunningTCLocal,
+    queue: Any,
+    worker_type: str,
+    reason: str,
+    retried: bool,
+    reason_created: str | None,
+) -> None:
+    task_id = slugid.nice()
+    await queue.createTask(task_id, tc.make_task(workerType=worker_type, retries=1))
+    await claim_one(queue, queue_id(worker_type))
+    status = (await queue.reportException(task_id, 0, {"reason": reason}))["status"]
+    assert status["runs"][0]["reasonResolved"] == reason
+    if retried:
+        assert status["state"] == "pending"
+        assert status["runs"][1]["reasonCreated"] == reason_created
+        assert status["retriesLeft"] == 0
+        await claim_one(queue, queue_id(worker_type))
+        status = (await queue.reportException(task_id, 1, {"reason": reason}))["status"]
+        assert status["state"] == "exception" and len(status["runs"]) == 2  # no retries left
+    else:
+        assert status["state"] == "exception" and len(status["runs"]) == 1
+
+
+async def test_report_exception_rejects_unknown_reason(
+    tc: RunningTCLocal, queue: Any, worker_type: str
+) -> None:
+    task_id = slugid.nice()
+    await queue.createTask(task_id, tc.make_task(workerType=worker_type))
+    await claim_one(queue, queue_id(worker_type))
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await queue.reportException(task_id, 0, {"reason": "superseded"})
+    assert err.value.status_code == 400
+
+
+async def test_claim_work_validates_and_checks_worker_scopes(
+    tc: RunningTCLocal, clients: Clients, worker_type: str
+) -> None:
+    client_id = f"tests/worker-{worker_type}"
+    token = tc.create_client(
+        client_id, [f"queue:claim-work:tc-local/{worker_type}", "queue:worker-id:my-group/*"]
+    )
+    worker = clients.make("queue", {"clientId": client_id, "accessToken": token})
+    reply = await worker.claimWork(
+        queue_id(worker_type), {"workerGroup": "my-group", "workerId": "a", "tasks": 1}
+    )
+    assert reply == {"tasks": []}
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await worker.claimWork(queue_id(worker_type), {"workerGroup": "other", "workerId": "a", "tasks": 1})
+    assert err.value.status_code == 403
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await worker.claimWork(
+            queue_id(worker_type), {"workerGroup": "my-group", "workerId": "a", "tasks": 33}
+        )
+    assert err.value.status_code == 400
+
+
+async def test_claim_work_returns_as_soon_as_work_appears(
+    tc: RunningTCLocal, clients: Clients, worker_type: str
+) -> None:
+    long_poll = clients.make("queue")
+    claim = asyncio.create_task(
+        long_poll.claimWork(queue_id(worker_type), {"workerGroup": "g", "workerId": "w", "tasks": 32})
+    )
+    notifier = tc.server.ctx.notifier if tc.server.ctx else None
+    assert notifier is not None
+
+    async def waiting() -> int:
+        return notifier.waiting(queue_id(worker_type))
+
+    await wait_for(waiting, lambda n: n == 1)  # the long-poll is parked, with no work
+    task_id = slugid.nice()
+    await clients.make("queue").createTask(task_id, tc.make_task(workerType=worker_type))
+    # The service's long-poll is 2 s here; an answer well within it can only come from the wake-up.
+    reply = await asyncio.wait_for(claim, timeout=1.5)
+    assert [c["status"]["taskId"] for c in reply["tasks"]] == [task_id]
+
+
+async def test_claim_work_orders_by_priority_then_age(
+    tc: RunningTCLocal, queue: Any, worker_type: str
+) -> None:
+    low, high, low2 = slugid.nice(), slugid.nice(), slugid.nice()
+    await queue.createTask(low, tc.make_task(workerType=worker_type, priority="low"))
+    await queue.createTask(high, tc.make_task(workerType=worker_type, priority="very-high"))
+    await queue.createTask(low2, tc.make_task(workerType=worker_type, priority="low"))
+    reply = await queue.claimWork(queue_id(worker_type), {"workerGroup": "g", "workerId": "w", "tasks": 32})
+    assert [c["status"]["taskId"] for c in reply["tasks"]] == [high, low, low2]
+
+
+async def test_concurrent_claimers_never_share_a_run(
+    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+) -> None:
+    ids = {slugid.nice() for _ in range(40)}
+    await asyncio.gather(*(queue.createTask(t, tc.make_task(workerType=worker_type)) for t in ids))
+    claimers = [clients.make("queue") for _ in range(8)]
+
+    async def drain(worker: Any, n: int) -> list[str]:
+        got: list[str] = []
+        while True:
+            reply = await worker.claimWork(
+                queue_id(worker_type), {"workerGroup": "g", "workerId": f"w{n}", "tasks": 3}
+            )
+            if not reply["tasks"]:
+                return got
+            got += [c["status"]["taskId"] for c in reply["tasks"]]
+
+    results = await asyncio.gather(*(drain(w, n) for n, w in enumerate(claimers)))
+    claimed = [t for r in results for t in r]
+    assert sorted(claimed) == sorted(ids)  # every task once, none twice
+    assert sum(1 for r in results if r) > 1  # the claimers really competed
