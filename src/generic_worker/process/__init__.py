@@ -1,0 +1,41 @@
+"""The only code in the worker that touches OS processes.
+
+The engine describes a command (`Command`, optionally as a `TaskUser`), runs it through the task's
+`TaskProcesses` (output streamed into an `OutputSink`, a `Result` back) and at task end calls
+`kill_all()`, which guarantees that nothing the task started survives it. `run_capture` runs the
+worker's own short helper commands. `enable_subreaper` is called once at worker start.
+
+Only the platform choice lives here; the implementation is in `_posix` (Linux and macOS).
+Windows is out of scope (TARGET.md §13).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .model import CapturedResult, Command, OutputSink, Result, TaskUser, describe_signal
+
+if sys.platform == "win32":  # pragma: no cover - no Windows layer yet
+    raise ImportError("generic_worker.process supports Linux and macOS only")
+
+from ._posix import (  # noqa: E402 - after the platform check on purpose
+    TaskProcesses,
+    enable_subreaper,
+    is_subreaper,
+    reap_orphans,
+    run_capture,
+)
+
+__all__ = [
+    "CapturedResult",
+    "Command",
+    "OutputSink",
+    "Result",
+    "TaskProcesses",
+    "TaskUser",
+    "describe_signal",
+    "enable_subreaper",
+    "is_subreaper",
+    "reap_orphans",
+    "run_capture",
+]

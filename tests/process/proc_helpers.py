@@ -1,0 +1,71 @@
+"""Helpers shared by the process tests: an output collector, pid checks, command builders."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from generic_worker.process import Command
+
+PY = sys.executable
+
+
+class Collector:
+    """An OutputSink that keeps everything and lets a test wait for a condition on it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._buf = bytearray()
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            self._buf += data
+            self._cond.notify_all()
+
+    @property
+    def data(self) -> bytes:
+        with self._cond:
+            return bytes(self._buf)
+
+    async def wait_for(self, predicate: Callable[[bytes], bool], limit: float = 20.0) -> bytes:
+        """Wait (in a thread, woken by each write) until `predicate(output)` holds."""
+
+        def wait() -> bool:
+            with self._cond:
+                return self._cond.wait_for(lambda: predicate(bytes(self._buf)), limit)
+
+        assert await asyncio.to_thread(wait), f"timed out; output so far: {self.data[-2000:]!r}"
+        return self.data
+
+
+def exists(pid: int) -> bool:
+    """Whether `pid` names any process at all, zombies included (so: killed AND reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pids_in(output: bytes) -> list[int]:
+    """The numbers of the `pid N` lines the helper scripts print."""
+    return [int(line.split()[1]) for line in output.splitlines() if line.startswith(b"pid ")]
+
+
+def env_for(marker: str, **extra: str) -> dict[str, str]:
+    """A complete, minimal command environment carrying the task marker TASK_ID=`marker`."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "TASK_ID": marker, **extra}
+
+
+def sh(script: str, cwd: Path, marker: str, **extra: str) -> Command:
+    """A `sh -c script` command of task `marker`."""
+    return Command(("sh", "-c", script), cwd, env_for(marker, **extra))
+
+
+def py(code: str, cwd: Path, marker: str) -> Command:
+    """A `python -c code` command of task `marker`."""
+    return Command((PY, "-c", code), cwd, env_for(marker))

@@ -1,0 +1,118 @@
+"""Output: complete, in order, interleaved, never lost at exit, never waiting for EOF forever."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+from generic_worker.process import TaskProcesses
+
+from .proc_helpers import Collector, py, sh
+
+BLOCK = 64 << 10
+BLOCKS = 1024  # 64 MiB in all
+
+# Alternates 64 KiB blocks between stdout and stderr, each block numbered, each write complete.
+WRITER = f"""
+import os
+for i in range({BLOCKS}):
+    fd = 1 + i % 2
+    head = b"%s%08d:" % (b"OE"[i % 2 : i % 2 + 1], i)
+    view = memoryview(head + b"x" * ({BLOCK} - len(head) - 1) + b"\\n")
+    while view:
+        view = view[os.write(fd, view):]
+"""
+
+
+def expected_stream() -> bytes:
+    parts = []
+    for i in range(BLOCKS):
+        head = b"%s%08d:" % (b"OE"[i % 2 : i % 2 + 1], i)
+        parts.append(head + b"x" * (BLOCK - len(head) - 1) + b"\n")
+    return b"".join(parts)
+
+
+async def test_large_output_complete_in_order_and_interleaved(
+    task: TaskProcesses, sink: Collector, tmp_path: Path
+) -> None:
+    result = await task.run(py(WRITER, tmp_path, "T1"))
+    assert result.succeeded
+    data = sink.data
+    assert len(data) == BLOCK * BLOCKS
+    assert hashlib.sha256(data).digest() == hashlib.sha256(expected_stream()).digest()
+
+
+async def test_output_just_before_exit_is_never_lost(
+    task: TaskProcesses, sink: Collector, tmp_path: Path
+) -> None:
+    # A background sleep keeps the pipe open, so run() cannot rely on EOF: it must drain.
+    script = "sleep 1000 & head -c 3000000 /dev/zero | tr '\\0' a; printf END"
+    for round_ in range(10):
+        result = await task.run(sh(script, tmp_path, "T1"))
+        assert result.succeeded
+        assert len(sink.data) == (round_ + 1) * 3_000_003
+        assert sink.data.endswith(b"a" * 1000 + b"END")
+    for round_ in range(30):
+        await task.run(sh("sleep 1000 & printf last-words", tmp_path, "T1"))
+        assert sink.data.endswith(b"END" + b"last-words" * (round_ + 1))
+    assert await task.kill_all() == 40
+
+
+async def test_pipe_held_by_grandchild_does_not_hang_and_later_output_flows(
+    task: TaskProcesses, sink: Collector, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # The background `cat` holds the pipe; it prints whatever the test writes into the FIFO.
+    result = await task.run(sh(f"cat {fifo} & echo started", tmp_path, "T1"))
+    assert result.succeeded
+    assert sink.data == b"started\n"
+
+    def feed() -> None:
+        with open(fifo, "wb") as writer:  # blocks until cat has opened it
+            writer.write(b"late output\n")
+
+    await asyncio.to_thread(feed)
+    await sink.wait_for(lambda data: data.endswith(b"late output\n"))
+    assert sink.data == b"started\nlate output\n"
+
+
+async def test_sink_failure_does_not_block_the_task(tmp_path: Path) -> None:
+    class FullDisk:
+        calls = 0
+
+        def write(self, data: bytes) -> None:
+            self.calls += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    full = FullDisk()
+    procs = TaskProcesses(("TASK_ID", "T1"), full)
+    try:
+        # 8 MiB: far more than the pipe holds, so a pump that stopped reading would hang this.
+        result = await procs.run(sh("head -c 8000000 /dev/zero", tmp_path, "T1"))
+        assert result.succeeded
+        assert full.calls == 1
+        assert isinstance(procs.output_error, OSError)
+        assert procs.output_error.errno == errno.ENOSPC
+    finally:
+        await procs.kill_all()
+
+
+async def test_concurrent_commands_keep_their_output_apart(tmp_path: Path) -> None:
+    sinks = [Collector(), Collector()]
+    tasks = [TaskProcesses(("TASK_ID", f"C{i}"), sinks[i]) for i in range(2)]
+    try:
+        script = "for i in $(seq 2000); do echo {name}-$i; done"
+        results = await asyncio.gather(
+            *(t.run(sh(script.format(name=f"C{i}"), tmp_path, f"C{i}")) for i, t in enumerate(tasks))
+        )
+        assert all(r.succeeded for r in results)
+        for i, s in enumerate(sinks):
+            expected = "".join(f"C{i}-{n}\n" for n in range(1, 2001)).encode()
+            assert s.data == expected
+    finally:
+        for t in tasks:
+            await t.kill_all()
