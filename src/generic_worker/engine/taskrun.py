@@ -1,0 +1,328 @@
+"""One claimed task run: its identity, directories, log, artifacts and the feature stack.
+
+`TaskRun.run()` is the whole lifecycle: write the log header, start the features in order (each
+gated by the worker pool's config, checked for scopes and reserved artifact names), stop them in
+reverse order (always, even after a failed start), then report the resolution that the first
+recorded error decides. It knows nothing about any particular feature: features read the task
+and talk to each other only through the fields and methods declared here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import traceback
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generic_worker import __version__
+from generic_worker.artifacts import Artifact, ArtifactUploader, FileArtifact
+from generic_worker.engine.environment import base_environment, command_environment
+from generic_worker.engine.feature import Feature, TaskFeature
+from generic_worker.engine.scopes import ScopeChecker
+from generic_worker.engine.status import RunState, StatusManager
+from generic_worker.engine.tasklog import TaskLog
+from generic_worker.errors import ExecutionErrors, TaskError
+from generic_worker.payload import Engine
+from generic_worker.process import TaskProcesses
+from generic_worker.tc import Credentials
+from generic_worker.timefmt import now, parse_tc
+
+if TYPE_CHECKING:
+    from generic_worker.engine.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+START_GRACE_AFTER_ABORT = 10.0
+"""How long a feature's start() may go on after an abort before it is cancelled."""
+
+
+class TaskRun:
+    """Everything about one claimed run that features may read or use."""
+
+    def __init__(
+        self, ctx: WorkerContext, claim: dict[str, Any], task_dir: Path, features: Sequence[Feature]
+    ):
+        self.ctx = ctx
+        self.config = ctx.config
+        self.services = ctx.services
+        self.claim = claim
+        self.definition: dict[str, Any] = claim["task"]
+        self.task_id: str = claim["status"]["taskId"]
+        self.run_id: int = int(claim["runId"])
+        raw = self.definition.get("payload")
+        self.raw_payload: Any = raw
+        self.payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        self.task_dir = task_dir
+        self.gw_dir = task_dir / "generic-worker"
+        self.engine = Engine.MULTIUSER if ctx.config.multiuser else Engine.INSECURE
+        self.errors = ExecutionErrors()
+        self.extra_env: dict[str, str] = {}
+        self.claimed_at: datetime = now()
+        self.last_exit_code: int | None = None
+        self.reserved: dict[str, str] = {}
+        self._features = features
+        self._abort_event = asyncio.Event()
+        self._errors_logged = False
+        self.status = StatusManager(
+            ctx.services,
+            claim,
+            poll_interval=ctx.config.task_status_poll_interval_secs,
+            on_lost=self._claim_lost,
+        )
+        self.processes = TaskProcesses(("TASK_ID", self.task_id), _LogSink(self))
+        self.log = TaskLog(self.gw_dir / "live_backing.log")
+        self.artifacts = ArtifactUploader(
+            services=self.services,
+            task_id=self.task_id,
+            run_id=self.run_id,
+            credentials=lambda: self.credentials,
+            log=self.log,
+            use_object_storage=self.config.create_object_artifacts,
+        )
+        self.log_artifact: FileArtifact | None = None
+        """The artifact the backing log is uploaded as; set by the backing-log feature."""
+
+    # ---- identity and derived values -------------------------------------------------------
+    @property
+    def scopes(self) -> list[str]:
+        """The task's scopes."""
+        return list(self.definition.get("scopes") or [])
+
+    @property
+    def expires(self) -> datetime:
+        """When the task expires (default artifact expiry)."""
+        return parse_tc(self.definition["expires"])
+
+    @property
+    def deadline(self) -> datetime:
+        """The task's deadline."""
+        return parse_tc(self.definition["deadline"])
+
+    @property
+    def credentials(self) -> Credentials:
+        """The current temporary task credentials (replaced on every reclaim)."""
+        return self.status.credentials
+
+    def queue(self) -> Any:
+        """A queue client with the current task credentials."""
+        return self.status.queue()
+
+    def environment(self) -> dict[str, str]:
+        """The environment commands run with: base, payload.env, then the forced variables."""
+        forced = {
+            "TASK_ID": self.task_id,
+            "RUN_ID": str(self.run_id),
+            "TASK_WORKDIR": str(self.task_dir),
+            "TASK_GROUP_ID": str(self.definition.get("taskGroupId", "")),
+        }
+        if self.config.root_url:
+            forced["TASKCLUSTER_ROOT_URL"] = self.config.root_url.rstrip("/")
+        if self.config.worker_location:
+            forced["TASKCLUSTER_WORKER_LOCATION"] = self.config.worker_location
+        if self.config.instance_type:
+            forced["TASKCLUSTER_INSTANCE_TYPE"] = self.config.instance_type
+        forced.update(self.extra_env)
+        payload_env = self.payload.get("env") or {}
+        base = base_environment(os.environ, multiuser=self.config.multiuser)
+        return command_environment(base, payload_env, forced)
+
+    # ---- aborting ----------------------------------------------------------------------------
+    @property
+    def aborted(self) -> bool:
+        """True once the task is being aborted (max run time, cancellation, shutdown...)."""
+        return self._abort_event.is_set()
+
+    def abort(self, error: TaskError | None) -> None:
+        """Abort the run: record `error` (unless an earlier error already decides) and kill commands."""
+        if self._abort_event.is_set():
+            return
+        self.errors.add(error)
+        self._abort_event.set()
+        if error is not None:
+            self.log.error("Aborting task...")
+        asyncio.get_running_loop().create_task(self.processes.abort(), name=f"abort {self.task_id}")
+
+    def _claim_lost(self, reason: str) -> None:
+        self.log.error(f"Aborting task: the queue resolved this run elsewhere ({reason})")
+        self.abort(None)
+
+    # ---- artifacts ----------------------------------------------------------------------------
+    def reserved_by(self, name: str) -> str | None:
+        """The feature that reserved artifact `name`, if any."""
+        return self.reserved.get(name)
+
+    async def publish(self, artifact: Artifact) -> TaskError | None:
+        """Upload one artifact; the caller decides what an error means for the task."""
+        return await self.artifacts.upload(artifact)
+
+    async def publish_all(self, artifacts: Sequence[Artifact]) -> list[TaskError]:
+        """Upload several artifacts in parallel (bounded); errors in input order."""
+        return await self.artifacts.upload_all(artifacts)
+
+    # ---- the lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run the task to its resolution. Never raises for task-level problems."""
+        self._write_header()
+        self.status.start()
+        try:
+            await self._run_features()
+        finally:
+            # Ordering: every process of the task dies before the resolution is reported.
+            await self.processes.kill_all()
+            self.log_errors()
+            self.log.close()
+            await self.status.stop_background()
+        await self._resolve()
+
+    async def _run_features(self) -> None:
+        checker = ScopeChecker(self.scopes, self._expand_scopes)
+        async with AsyncExitStack() as stack:
+            for feature in self._features:
+                error = await self._start_feature(feature, checker, stack)
+                if error is not None:
+                    self.errors.add(error)
+                    break
+                # Checked after (not before) each start: the first feature (the backing log)
+                # always starts, so even a task aborted before it began gets its log uploaded.
+                if self.aborted:
+                    break
+
+    async def _start_feature(
+        self, feature: Feature, checker: ScopeChecker, stack: AsyncExitStack
+    ) -> TaskError | None:
+        if not feature.is_requested(self):
+            return None
+        if not feature.is_enabled(self):
+            return TaskError.malformed_payload(
+                f'this task is attempting to use feature "{feature.name}", but it\'s not enabled on this '
+                f"worker pool ({self.config.task_queue_id})"
+            )
+        try:
+            task_feature = feature.new_task_feature(self)
+        except TaskError as e:
+            return e
+        error = await checker.check(feature.name, task_feature.required_scopes())
+        if error is None:
+            error = self._reserve(feature.name, task_feature.reserved_artifacts())
+        if error is not None:
+            return error
+        # Ordering: stop is registered before start is awaited, so it runs after a failed start.
+        stack.push_async_callback(self._stop_isolated, feature.name, task_feature)
+        log.debug("task %s: starting feature %s", self.task_id, feature.name)
+        return await self._start_isolated(feature.name, task_feature)
+
+    async def _start_isolated(self, name: str, task_feature: TaskFeature) -> TaskError | None:
+        start = asyncio.create_task(task_feature.start(), name=f"start {name} {self.task_id}")
+        aborted = asyncio.create_task(self._abort_event.wait())
+        try:
+            await asyncio.wait({start, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():
+                # Aborted mid-start (e.g. a long download): give it a moment, then cancel it.
+                await asyncio.wait({start}, timeout=START_GRACE_AFTER_ABORT)
+                start.cancel()
+            await start
+        except asyncio.CancelledError:
+            if not start.cancelled():
+                raise
+            return None
+        except TaskError as e:
+            return e
+        except Exception as e:  # noqa: BLE001 - a crashing feature becomes internal-error for this task only
+            return self._internal_error(f"feature {name} failed to start", e)
+        finally:
+            aborted.cancel()
+        return None
+
+    async def _stop_isolated(self, name: str, task_feature: TaskFeature) -> None:
+        try:
+            await task_feature.stop(self.errors)
+        except TaskError as e:
+            self.errors.add(e)
+        except Exception as e:  # noqa: BLE001 - one failing stop must not skip the others
+            self.errors.add(self._internal_error(f"feature {name} failed to stop", e))
+
+    def _internal_error(self, what: str, e: BaseException) -> TaskError:
+        log.error("task %s: %s\n%s", self.task_id, what, "".join(traceback.format_exception(e)))
+        return TaskError.internal_error(f"{what}: {type(e).__name__}: {e}")
+
+    def _reserve(self, feature: str, names: Sequence[str]) -> TaskError | None:
+        for name in names:
+            owner = self.reserved.get(name)
+            if owner is not None:
+                return TaskError.malformed_payload(
+                    f'Feature "{feature}" wishes to publish artifact {name} but feature {owner} '
+                    "has already reserved this artifact name"
+                )
+            self.reserved[name] = feature
+        return None
+
+    async def _expand_scopes(self, scopes: list[str]) -> list[str]:
+        result = await self.services.client("auth").expandScopes({"scopes": scopes})
+        return list(result["scopes"])
+
+    def log_errors(self) -> None:
+        """Write the recorded errors as `[taskcluster:error]` lines (once; the backing log calls it first)."""
+        if self._errors_logged or not self.errors:
+            return
+        self._errors_logged = True
+        self.log.error("\n".join(error.message for error in self.errors))
+
+    async def _resolve(self) -> None:
+        if self.status.state is RunState.LOST:
+            log.info(
+                "task %s run %s: not reporting, already %s",
+                self.task_id,
+                self.run_id,
+                self.status.lost_reason,
+            )
+            return
+        first = self.errors.first
+        if first is None:
+            log.info("task %s run %s resolved as completed/completed", self.task_id, self.run_id)
+        else:
+            why = first.message.split("\n", 1)[0]
+            log.info("task %s run %s resolved as %s: %s", self.task_id, self.run_id, first.resolution, why)
+        await self.status.report(first)
+
+    async def resolve_after_crash(self, error: BaseException) -> None:
+        """After an engine bug: log it, upload the backing log if possible, report internal-error."""
+        self._internal_error("task run crashed", error)
+        crash = TaskError.internal_error(f"worker crashed: {type(error).__name__}: {error}")
+        if not self.log.closed:
+            self.log.error(crash.message)
+            self.log.close()
+        if self.log_artifact is not None and self.log_artifact.name not in {
+            a.name for a in self.artifacts.uploaded
+        }:
+            await self.publish(self.log_artifact)
+        if self.status.state in (RunState.CLAIMED, RunState.RECLAIMED):
+            await self.status.report(crash)
+
+    def _write_header(self) -> None:
+        metadata = dict(self.config.worker_type_metadata)
+        metadata["generic-worker"] = {
+            "engine": self.engine.value,
+            "implementation": "python",
+            "version": __version__,
+        }
+        text = json.dumps(metadata, indent=2, sort_keys=True)
+        self.log.info(f"Worker Type ({self.config.worker_type}) settings:")
+        self.log.info("\n".join("  " + line for line in text.splitlines()))
+        self.log.info(f"Task ID: {self.task_id}")
+        self.log.info("=== Task Starting ===")
+
+
+class _LogSink:
+    """Feeds command output into the task log (the process pumps call it from their threads)."""
+
+    def __init__(self, task: TaskRun) -> None:
+        self._task = task
+
+    def write(self, data: bytes) -> None:
+        self._task.log.write(data)

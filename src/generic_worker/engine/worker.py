@@ -1,0 +1,298 @@
+"""The worker: claims tasks from `<provisionerId>/<workerType>`, runs them, and decides when to exit.
+
+Exit conditions (README's table): `numberOfTasksToRun` reached (0), idle for `idleTimeoutSecs`
+(68), SIGINT (finish running tasks, then 71), SIGTERM (abort running tasks as
+`exception/worker-shutdown` with their logs uploaded, then 72), and any crash (running tasks
+resolved `exception/internal-error`, then 69). There is no fixed pause between claims: claimWork
+long-polls, and the next claim is issued as soon as there is a free slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generic_worker.config import Config
+from generic_worker.engine.feature import Feature, FeatureInitError
+from generic_worker.engine.shutdown import run_machine_command
+from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, remove_task_dirs
+from generic_worker.engine.taskrun import TaskRun
+from generic_worker.errors import TaskError
+from generic_worker.exitcodes import ExitCode
+from generic_worker.process import enable_subreaper
+from generic_worker.tc import TC_ERRORS, ServiceFactory
+from generic_worker.tc.failures import describe
+
+log = logging.getLogger(__name__)
+
+MAX_CLAIM = 32
+"""claimWork never asks for more tasks than this in one call (the queue's limit)."""
+
+
+@dataclass
+class WorkerContext:
+    """What features get at initialisation: the config, the client layer and the state directory."""
+
+    config: Config
+    services: ServiceFactory
+    state_dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerCrash(Exception):
+    """An unexpected error escaped a task run; the worker stops with exit 69."""
+
+
+class Worker:
+    """Owns the config, the Taskcluster clients, the features and the running tasks."""
+
+    def __init__(self, config: Config, features: Sequence[Feature], *, state_dir: Path | None = None) -> None:
+        self.config = config
+        self.features = list(features)
+        self.services = ServiceFactory(config)
+        self.context = WorkerContext(config, self.services, (state_dir or Path.cwd()).resolve())
+        self.running: dict[asyncio.Task[None], TaskRun] = {}
+        self.tasks_started = 0
+        self.tasks_resolved = 0
+        self._interrupt = asyncio.Event()  # SIGINT: finish tasks, then exit 71
+        self._terminate = asyncio.Event()  # SIGTERM: abort tasks, then exit 72
+        self._crash: BaseException | None = None
+        self._task_done = asyncio.Event()
+
+    @property
+    def tasks_dir(self) -> Path:
+        """Where task directories are made."""
+        return Path(self.config.tasks_dir).resolve()
+
+    def request_interrupt(self) -> None:
+        """SIGINT: stop claiming, let running tasks finish, exit 71."""
+        log.info("SIGINT received: finishing running tasks, then exiting")
+        self._interrupt.set()
+
+    def request_termination(self) -> None:
+        """SIGTERM: abort running tasks as worker-shutdown, upload their logs, exit 72."""
+        if self._terminate.is_set():
+            return
+        log.info("SIGTERM received: aborting running tasks (worker-shutdown), then exiting")
+        self._terminate.set()
+        for task in self.running.values():
+            task.abort(TaskError.worker_shutdown("Worker is shutting down: task aborted"))
+
+    async def run(self) -> ExitCode:
+        """Run until an exit condition; return the exit code (after any shutdown command)."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, self.request_interrupt)
+        loop.add_signal_handler(signal.SIGTERM, self.request_termination)
+        try:
+            code = await self._run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+            await self._close()
+        await self._after_exit(code)
+        return code
+
+    async def _run(self) -> ExitCode:
+        if enable_subreaper():
+            log.debug("worker is a child subreaper: escaped task processes re-parent to it")
+        await self._remove_old_task_dirs()
+        for feature in self.features:
+            log.info("Initialising task feature %s...", feature.name)
+            try:
+                await feature.initialise(self.context)
+            except FeatureInitError as e:
+                log.error("feature %s could not initialise: %s", feature.name, e)
+                return ExitCode(e.exit_code)
+        log.info("All features initialised.")
+        try:
+            return await self._loop()
+        except Exception as e:  # noqa: BLE001 - the crash boundary: resolve tasks, exit 69
+            log.error("worker crashed:\n%s", "".join(traceback.format_exception(e)))
+            await self._crash_running_tasks(e)
+            return ExitCode.INTERNAL_ERROR
+
+    async def _loop(self) -> ExitCode:
+        idle = _IdleClock(self.config.idle_timeout_secs)
+        while True:
+            code = await self._exit_code_if_done()
+            if code is not None:
+                return code
+            want = self._free_slots()
+            if want <= 0:
+                await self._wait_for_change()
+                if not self.running:
+                    idle.reset()
+                continue
+            for feature in self.features:
+                await feature.before_claim()
+            claims = await self._claim(min(want, MAX_CLAIM))
+            for claim in claims:
+                self._start_task(claim)
+            if claims or self.running:
+                idle.reset()
+            elif idle.expired():
+                return ExitCode.IDLE_TIMEOUT
+
+    async def _exit_code_if_done(self) -> ExitCode | None:
+        if self._crash is not None:
+            raise WorkerCrash("a task run crashed") from self._crash
+        if self._terminate.is_set() or self._interrupt.is_set():
+            await self._wait_all()
+            return ExitCode.WORKER_SHUTDOWN if self._terminate.is_set() else ExitCode.WORKER_STOPPED
+        limit = self.config.number_of_tasks_to_run
+        if limit and self.tasks_resolved >= limit:
+            log.info("Completed all task(s) (number of tasks to run = %d)", limit)
+            return ExitCode.TASKS_COMPLETE
+        return None
+
+    def _free_slots(self) -> int:
+        want = self.config.capacity - len(self.running)
+        limit = self.config.number_of_tasks_to_run
+        if limit:
+            want = min(want, limit - self.tasks_started)
+        return want
+
+    async def _claim(self, count: int) -> list[dict[str, Any]]:
+        request = {
+            "tasks": count,
+            "workerGroup": self.config.worker_group,
+            "workerId": self.config.worker_id,
+        }
+        queue = self.services.queue(max_retries=5)
+        claim = asyncio.create_task(queue.claimWork(self.config.task_queue_id, request))
+        stop = asyncio.create_task(self._any_stop())
+        try:
+            await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not claim.done():
+            # Shutting down: abandon the long poll. A task claimed in this very instant is
+            # retried by the queue when its claim expires.
+            claim.cancel()
+            return []
+        try:
+            response = claim.result()
+        except TC_ERRORS as e:
+            log.warning("Could not claim work. %s", describe(e))
+            await self._pause_after_claim_error()
+            return []
+        tasks: list[dict[str, Any]] = response.get("tasks", [])
+        for t in tasks:
+            log.info("Claimed task %s run %s", t["status"]["taskId"], t["runId"])
+        return tasks
+
+    async def _pause_after_claim_error(self) -> None:
+        stop = asyncio.create_task(self._any_stop())
+        await asyncio.wait({stop}, timeout=5.0)
+        stop.cancel()
+
+    async def _any_stop(self) -> None:
+        waits = [asyncio.create_task(e.wait()) for e in (self._interrupt, self._terminate)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _start_task(self, claim: dict[str, Any]) -> None:
+        task_dir = new_task_dir(self.tasks_dir)
+        task = TaskRun(self.context, claim, task_dir, self.features)
+        self.tasks_started += 1
+        runner = asyncio.create_task(self._run_task(task), name=f"task {task.task_id}/{task.run_id}")
+        self.running[runner] = task
+        if self._terminate.is_set():
+            task.abort(TaskError.worker_shutdown("Worker is shutting down: task aborted"))
+
+    async def _run_task(self, task: TaskRun) -> None:
+        try:
+            await task.run()
+        except Exception as e:  # noqa: BLE001 - an engine bug: this task is internal-error, worker exits 69
+            self._crash = e
+            await task.resolve_after_crash(e)
+        finally:
+            self.tasks_resolved += 1
+            current = asyncio.current_task()
+            if current is not None:
+                self.running.pop(current, None)
+            log.info("Resolved %d tasks in total so far.", self.tasks_resolved)
+            if self.config.clean_up_task_dirs:
+                problems = await asyncio.to_thread(remove_task_dirs, [task.task_dir])
+                for p in problems:
+                    log.warning("%s", p)
+            self._task_done.set()
+
+    async def _wait_for_change(self) -> None:
+        done = asyncio.create_task(self._task_done.wait())
+        stop = asyncio.create_task(self._any_stop())
+        await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+        done.cancel()
+        stop.cancel()
+        self._task_done.clear()
+
+    async def _wait_all(self) -> None:
+        while self.running:
+            await asyncio.wait(set(self.running), return_when=asyncio.ALL_COMPLETED)
+
+    async def _crash_running_tasks(self, error: BaseException) -> None:
+        for task in self.running.values():
+            task.abort(TaskError.internal_error(f"worker crashed: {type(error).__name__}: {error}"))
+        await self._wait_all()
+
+    async def _remove_old_task_dirs(self) -> None:
+        if not self.config.clean_up_task_dirs:
+            return
+        keep = [t.task_dir for t in self.running.values()]
+        problems = await asyncio.to_thread(remove_task_dirs, old_task_dirs(self.tasks_dir, keep))
+        for p in problems:
+            log.warning("%s", p)
+
+    async def _close(self) -> None:
+        for feature in self.features:
+            try:
+                await feature.close()
+            except Exception as e:  # noqa: BLE001 - closing is best effort at exit
+                log.warning("feature %s did not close cleanly: %s", feature.name, e)
+        try:
+            await self.services.close()
+        except TC_ERRORS as e:
+            log.debug("closing HTTP session: %s", e)
+
+    async def _after_exit(self, code: ExitCode) -> None:
+        if code is ExitCode.IDLE_TIMEOUT and self.config.shutdown_machine_on_idle:
+            await run_machine_command(self.config.shutdown_command, "generic-worker idle timeout")
+        elif code is ExitCode.INTERNAL_ERROR and self.config.shutdown_machine_on_internal_error:
+            await run_machine_command(self.config.shutdown_command, "generic-worker internal error")
+        elif code is ExitCode.NONCURRENT_DEPLOYMENT_ID:
+            await run_machine_command(
+                self.config.shutdown_command, "generic-worker deploymentId is not latest"
+            )
+
+
+class _IdleClock:
+    """Tracks how long the worker has had nothing to do; logs at most once a minute."""
+
+    def __init__(self, timeout: int) -> None:
+        self.timeout = timeout
+        self.since = time.monotonic()
+        self.last_log = 0.0
+
+    def reset(self) -> None:
+        self.since = time.monotonic()
+
+    def expired(self) -> bool:
+        idle = time.monotonic() - self.since
+        if self.timeout and idle >= self.timeout:
+            log.info("Worker idle for idleTimeoutSecs seconds (%.1fs)", idle)
+            return True
+        if time.monotonic() - self.last_log >= 60:
+            self.last_log = time.monotonic()
+            extra = f" (will exit if no task claimed in {self.timeout - idle:.0f}s)" if self.timeout else ""
+            log.info("No task claimed. Idle for %.0fs%s.", idle, extra)
+        return False

@@ -1,0 +1,41 @@
+"""The feature list: the only place that names features, in the order they start.
+
+Features start in this order and stop in reverse order. Every ordering constraint is noted.
+"""
+
+from __future__ import annotations
+
+from generic_worker.config import Config
+from generic_worker.engine.feature import Feature
+from generic_worker.features.backing_log import BackingLogFeature
+from generic_worker.features.chain_of_trust import ChainOfTrustFeature
+from generic_worker.features.command_executor import CommandExecutorFeature
+from generic_worker.features.max_run_time import MaxRunTimeFeature
+from generic_worker.features.os_groups import OSGroupsFeature
+from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
+from generic_worker.features.payload_validator import PayloadValidatorFeature
+from generic_worker.features.task_timer import TaskTimerFeature
+from generic_worker.features.unsupported import UnsupportedFeature
+
+
+def build_features(config: Config) -> list[Feature]:
+    """THE ordered feature list for a worker with `config`."""
+    del config  # every feature decides per task from the config it gets then
+    return [
+        # First, so its stop runs last: the uploaded log is complete, and is uploaded even
+        # when the payload turns out to be malformed.
+        BackingLogFeature(),
+        # Before anything that reads the payload.
+        PayloadValidatorFeature(),
+        UnsupportedFeature(),
+        OSGroupsFeature(),
+        # Before payload artifacts, so its stop runs after them and can hash them.
+        ChainOfTrustFeature(),
+        PayloadArtifactsFeature(),
+        # Armed as late as possible before the commands; the clock counts from the claim.
+        MaxRunTimeFeature(),
+        # Its stop logs `=== Task Finished ===` right after the commands, before uploads.
+        TaskTimerFeature(),
+        # Last: its start runs the commands; its stop kills what they left behind.
+        CommandExecutorFeature(),
+    ]
