@@ -36,7 +36,7 @@ CREATE_ROLE = Validator(
         scopes={**SCOPE_LIST, "uniqueItems": True},
     )
 )
-SCOPESET = Validator(obj(["scopes"], scopes=SCOPE_LIST))
+SCOPESET = Validator(obj(["scopes"], scopes={**SCOPE_LIST, "uniqueItems": True}))
 TEST_AUTHENTICATE = Validator(
     obj(["clientScopes", "requiredScopes"], clientScopes=SCOPE_LIST, requiredScopes=SCOPE_LIST)
 )

@@ -15,6 +15,8 @@ from tclocal.validation import DATE_TIME, PROJECT_ID, SLUGID, Validator, obj
 
 _HASHES = {
     "type": "object",
+    "additionalProperties": True,
+    "required": [],
     "properties": {
         "sha256": {"type": "string", "pattern": "^[a-z0-9]{64}$"},
         "sha512": {"type": "string", "pattern": "^[a-z0-9]{128}$"},

@@ -278,6 +278,7 @@ class QueueTasks:
                 self.tasks,
                 {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:get-task:<taskId>"}]},
                 TASKS_REQUEST,
+                query=("continuationToken", "limit"),
             ),
             Endpoint(
                 "statuses",
@@ -286,6 +287,7 @@ class QueueTasks:
                 self.statuses,
                 {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:status:<taskId>"}]},
                 TASKS_REQUEST,
+                query=("continuationToken", "limit"),
             ),
             Endpoint(
                 "pendingTasks",

@@ -23,6 +23,7 @@ from tclocal.auth_store import AuthStore, Client, generate_secret, new_access_to
 from tclocal.blobs import BlobStore
 from tclocal.context import QUEUE_CLIENT_ID, Context, Settings
 from tclocal.db import Database
+from tclocal.endpoints import Service
 from tclocal.hawk import Authenticator
 from tclocal.http_app import build_app, build_services
 from tclocal.reaper import Reaper
@@ -115,6 +116,7 @@ class TCLocalServer:
         self._db: Database | None = None
         self._reaper: Reaper | None = None
         self.ctx: Context | None = None
+        self.services: dict[str, Service] = {}
 
     async def start(self) -> None:
         """Open the state, start the reaper and listen; `root_url` is set when this returns."""
@@ -138,7 +140,8 @@ class TCLocalServer:
         self.ctx = ctx
         self._reaper = Reaper(ctx)
         ctx.poke_reaper = self._reaper.poke
-        app = build_app(build_services(ctx, secrets["websocktunnelSecret"]), blobs)
+        self.services = build_services(ctx, secrets["websocktunnelSecret"])
+        app = build_app(self.services, blobs)
         # handler_cancellation: a claimWork long-poll whose worker went away stops waiting.
         # auto_decompress off: a blob PUT with Content-Encoding: gzip is stored as sent, like S3.
         self._runner = web.AppRunner(

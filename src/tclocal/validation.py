@@ -15,7 +15,7 @@ from tclocal.errors import APIError
 SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
 IDENTIFIER = r"^([a-zA-Z0-9-_]*)$"
 PROJECT_ID = r"^([a-zA-Z0-9._/-]*)$"
-SCOPE = r"^[\x20-\x7e]*$"
+SCOPE = r"^[ -~]*$"
 
 DATE_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 SCOPE_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": SCOPE}}

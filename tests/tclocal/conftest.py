@@ -75,16 +75,16 @@ def worker_type() -> str:
     return unique_worker_type()
 
 
-async def wait_for(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 15.0) -> T:
-    """Poll `probe` until `done(result)`, failing after `timeout` seconds (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
+async def wait_for(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float = 15.0) -> T:
+    """Poll `probe` until `done(result)`, failing after `within` seconds (no fixed sleeps)."""
+    deadline = time.monotonic() + within
     delay = 0.01
     while True:
         value = await probe()
         if done(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not reached within {within}s; last value: {value!r}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.2)
 

@@ -6,6 +6,7 @@ tests poll the task status until the reaper has acted (with a deadline).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -105,7 +106,8 @@ async def test_deadline_resolves_pending_unscheduled_and_running(
         fast.make_task(workerType=worker_type, dependencies=[blocked], requires="all-resolved"),
     )
     for task_id in (running, pending, blocked):
-        status = await wait_for(lambda t=task_id: _status(fast_queue, t), lambda s: s["state"] == "exception")
+        probe = functools.partial(_status, fast_queue, task_id)
+        status = await wait_for(probe, lambda s: s["state"] == "exception")
         assert status["runs"][-1]["reasonResolved"] in ("deadline-exceeded", "claim-expired")
     blocked_status = await _status(fast_queue, blocked)
     assert blocked_status["runs"] == [

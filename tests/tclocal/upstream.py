@@ -33,13 +33,13 @@ def _strip(uri: str) -> str:
 @functools.cache
 def _registry() -> Registry[Any]:
     def missing(uri: str) -> Resource[Any]:
-        return Resource({}, specification=DRAFT6)
+        return DRAFT6.create_resource({})
 
     resources = []
     for path in SCHEMAS.rglob("*.json"):
         schema = json.loads(path.read_text())
         if "$id" in schema:
-            resources.append((_strip(schema["$id"]), Resource(schema, specification=DRAFT6)))
+            resources.append((_strip(schema["$id"]), DRAFT6.create_resource(schema)))
     return Registry(retrieve=missing).with_resources(resources)  # type: ignore[call-arg]
 
 
