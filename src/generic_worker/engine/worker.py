@@ -281,7 +281,7 @@ class _IdleClock:
     def __init__(self, timeout: int) -> None:
         self.timeout = timeout
         self.since = time.monotonic()
-        self.last_log = 0.0
+        self.last_log = self.since
 
     def reset(self) -> None:
         self.since = time.monotonic()
