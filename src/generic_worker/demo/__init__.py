@@ -113,9 +113,7 @@ async def report(queue: Any, session: aiohttp.ClientSession, name: str, task_id:
 
 
 async def demo(examples: Path, data: Path) -> int:
-    """Run the whole demo; return 0 when every task ended as its example intends."""
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
+    """Run the whole demo in `data` (a fresh directory); 0 when every task was resolved."""
     server = TCLocalServer(
         ServerConfig(data / "tc-local", "127.0.0.1", 0, settings=Settings(claim_work_wait=2.0))
     )
@@ -152,6 +150,7 @@ async def demo(examples: Path, data: Path) -> int:
                 await asyncio.wait({running}, timeout=0.2)
             worker.request_interrupt()
             code = await running
+            finished = await all_resolved(queue, ids)
             print(f"\nworker exited with code {int(code)} ({code.name})")
             for name, task_id in submitted:
                 await report(queue, session, name, task_id, server.root_url)
@@ -163,10 +162,13 @@ async def demo(examples: Path, data: Path) -> int:
             )
     finally:
         await server.stop()
-    return 0
+    return 0 if finished else 1
 
 
 def main() -> int:
     """Entry point of `python -m generic_worker.demo`."""
     setup_logging(logging.INFO)
-    return asyncio.run(demo(REPO / "examples", Path.cwd() / "demo-data"))
+    data = Path.cwd() / "demo-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    return asyncio.run(demo(REPO / "examples", data))
