@@ -1,12 +1,9 @@
-"""Moving artifact bytes: reading files off the event loop, gzip into a temporary file, and PUT.
+"""Moving artifact bytes: reading files off the event loop and streaming them in PUTs.
 
 Everything streams in 1 MiB chunks, so memory stays constant whatever the file size:
 - `FileSource` is an open descriptor read with `pread` in worker threads (`asyncio.to_thread`),
   so one open file serves every retry of a PUT and hashing happens in the same thread;
-- `gzip_copy` compresses a source into an anonymous temporary file in a worker thread (presigned
-  S3 PUTs need a Content-Length, so the compressed size must be known before sending); the file is
-  unlinked as soon as it is created, so it disappears with its descriptor, even if the worker is
-  killed;
+- the gzip copies of `compression.py` are `FileSource`s too;
 - `put_with_retries` PUTs a source to a URL, retrying network errors, 5xx and S3's spurious 400
   (seed bug 1394557) with the client's backoff, optionally asking for a fresh URL before each
   retry (an expired presigned URL answers 403).
@@ -18,8 +15,6 @@ import asyncio
 import hashlib
 import os
 import stat
-import tempfile
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,40 +146,6 @@ class Digests:
     def hashes(self) -> dict[str, str]:
         """The `hashes` object of finishUpload."""
         return {"sha256": self.sha256.hexdigest(), "sha512": self.sha512.hexdigest()}
-
-
-async def gzip_copy(source: FileSource, level: int, temp_dir: Path | None) -> FileSource:
-    """Compress `source` into an anonymous temporary file (in `temp_dir`, default the system's).
-
-    Runs in a worker thread; zlib releases the GIL, so several compressions use several cores.
-    Raises LocalReadError when the source cannot be read, OSError when the copy cannot be written.
-    """
-    return await asyncio.to_thread(_gzip_copy, source, level, temp_dir)
-
-
-def _gzip_copy(source: FileSource, level: int, temp_dir: Path | None) -> FileSource:
-    fd, name = tempfile.mkstemp(prefix="generic-worker-artifact-", suffix=".gz", dir=temp_dir)
-    os.unlink(name)  # anonymous from now on: it goes away with the descriptor, whatever happens
-    try:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
-        size = 0
-        offset = 0
-        while offset < source.size:
-            length = min(CHUNK, source.size - offset)
-            size += _write_all(fd, compressor.compress(source.read_at(offset, length)))
-            offset += length
-        size += _write_all(fd, compressor.flush())
-    except BaseException:
-        os.close(fd)
-        raise
-    return FileSource(fd, size, f"gzip copy of {source.description}")
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    return len(data)
 
 
 @dataclass(frozen=True)

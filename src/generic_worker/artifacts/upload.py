@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from generic_worker.artifacts import outcomes
+from generic_worker.artifacts.compression import gzip_copy
 from generic_worker.artifacts.content import GZIP, IDENTITY
 from generic_worker.artifacts.model import (
     Artifact,
@@ -37,7 +38,6 @@ from generic_worker.artifacts.transfer import (
     LocalReadError,
     PutError,
     PutTarget,
-    gzip_copy,
     put_with_retries,
 )
 from generic_worker.engine.tasklog import TaskLog
