@@ -131,7 +131,13 @@ class FaultyProxy:
             body = request.content.iter_chunked(1 << 20)
         url = URL(self.upstream + request.raw_path, encoded=True)
         async with self._session.request(
-            request.method, url, headers=headers, data=body, allow_redirects=False
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            # Forward exactly the client's headers: an added Content-Type breaks Hawk's payload hash.
+            skip_auto_headers=[aiohttp.hdrs.CONTENT_TYPE],
         ) as upstream:
             payload = await upstream.read()
             if upstream.content_type == "application/json":

@@ -310,6 +310,22 @@ def test_symlinks_inside_a_directory_artifact(task_dir: Path) -> None:
     assert dangling.reason == "file-missing-on-worker"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_hard_link_to_a_file_of_another_user_is_refused(task_dir: Path) -> None:
+    foreign = task_dir.parent / "foreign.txt"
+    foreign.write_text("secret")
+    os.chown(foreign, NOBODY, NOBODY)
+    os.link(foreign, task_dir / "linked.txt")
+    own = task_dir / "own.txt"
+    own.write_text("mine")
+    os.link(own, task_dir / "own-link.txt")
+    arts = resolve(task_dir, {"type": "file", "path": "linked.txt"}, {"type": "file", "path": "own-link.txt"})
+    assert isinstance(arts[0], ErrorArtifact)
+    assert arts[0].reason == "invalid-resource-on-worker"
+    assert "hard link to a file the task does not own" in arts[0].message
+    assert isinstance(arts[1], FileArtifact)
+
+
 def test_absolute_paths(task_dir: Path, tmp_path: Path) -> None:
     inside = str(task_dir / "SampleArtifacts" / "_" / "X.txt")
     outside = tmp_path / "outside.txt"

@@ -13,7 +13,13 @@ Rules (seed-gw §3.9, modern-gw §1.2, TARGET §9):
   `invalid-resource-on-worker` error artifact (decision: an error, not a silent skip, so the task
   author sees it; it fails the task unless the entry is optional);
 - missing -> `file-missing-on-worker`, wrong kind or not a regular file (FIFO, device...) ->
-  `invalid-resource-on-worker`, no read permission -> `file-not-readable-on-worker`.
+  `invalid-resource-on-worker`, no read permission -> `file-not-readable-on-worker`;
+- a hard link (more than one link) to a file not owned by the task directory's owner is
+  `invalid-resource-on-worker`: it would otherwise smuggle an outside file in (e.g. a root file
+  linked into a multiuser task directory where the kernel's protected_hardlinks is off).
+
+Resolution runs with the worker's privileges (root in the multiuser engine); the containment and
+hard-link checks are what keep a task from publishing files it could not read itself.
 
 A `FileArtifact` carries the fully resolved path (no symlinks left), which the uploader opens with
 `O_NOFOLLOW`, so the file that was checked is the file that is read.
@@ -62,6 +68,10 @@ class _TaskDir:
     def __init__(self, task_dir: Path) -> None:
         self.lexical = os.path.normpath(os.path.abspath(task_dir))
         self.real = os.path.realpath(task_dir)
+        try:
+            self.owner: int | None = os.stat(self.real).st_uid
+        except OSError:
+            self.owner = None
 
     def full_path(self, given: str) -> str:
         """Return the absolute, lexically normalised path of a payload path (messages show it)."""
@@ -132,6 +142,11 @@ def _resolve_file(task: _TaskDir, base: _Base, given: str, full: str) -> Artifac
         return base.error(given, ErrorReason.INVALID_RESOURCE, message)
     if not stat.S_ISREG(info.st_mode):
         message = f"File artifact '{full}' is not a regular file on the worker"
+        return base.error(given, ErrorReason.INVALID_RESOURCE, message)
+    if info.st_nlink > 1 and task.owner is not None and info.st_uid != task.owner:
+        # A hard link to someone else's file is a way out of the task directory that no path
+        # check can see (the kernel's protected_hardlinks usually prevents making one).
+        message = f"File artifact '{full}' is a hard link to a file the task does not own"
         return base.error(given, ErrorReason.INVALID_RESOURCE, message)
     try:
         os.close(os.open(real, _OPEN_FLAGS))
