@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import slugid
+import taskcluster
 import taskcluster.aio
 from taskcluster.exceptions import TaskclusterRestFailure
 
@@ -117,3 +119,19 @@ async def test_deadline_resolves_pending_unscheduled_and_running(
     with pytest.raises(TaskclusterRestFailure) as err:
         await fast_queue.cancelTask(pending)
     assert err.value.status_code == 409
+
+
+def test_artifacts_after_exception_only_within_the_grace_period(tmp_path: Path) -> None:
+    """Logs may follow an exception resolution, but only for `artifact_grace_after_exception`."""
+    with running_tclocal(tmp_path, claim_work_wait=0.5, artifact_grace_after_exception=0.0) as service:
+        queue = taskcluster.Queue(service.options())
+        worker_type = unique_worker_type()
+        task_id = slugid.nice()
+        task = service.make_task(workerType=worker_type, retries=0)
+        queue.createTask(task_id, task)
+        queue.claimWork(f"tc-local/{worker_type}", {"workerGroup": "g", "workerId": "w", "tasks": 1})
+        queue.reportException(task_id, 0, {"reason": "malformed-payload"})
+        request = {"storageType": "s3", "contentType": "text/plain", "expires": task["expires"]}
+        with pytest.raises(TaskclusterRestFailure) as err:
+            queue.createArtifact(task_id, 0, "public/logs/live_backing.log", request)
+        assert err.value.status_code == 409
