@@ -58,8 +58,11 @@ async def test_run_capture_start_error() -> None:
 async def test_thread_exit_watcher(tmp_path: Path) -> None:
     """The fallback macOS uses, exercised on Linux by turning the pidfd off."""
     owner = object()
-    spawned = spawn(Command(("sh", "-c", "exit 5"), tmp_path, env_for("W")), owner)
-    os.close(spawned.read_fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        spawned = spawn(Command(("sh", "-c", "exit 5"), tmp_path, env_for("W")), owner, output_fd=devnull)
+    finally:
+        os.close(devnull)
     exited = await watch_exit(spawned.pid, use_pidfd=False)
     assert exited.status is not None and os.waitstatus_to_exitcode(exited.status) == 5
     assert exited.rusage is not None

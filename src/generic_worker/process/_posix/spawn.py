@@ -2,14 +2,14 @@
 
 The command gets its own session (so its own process group: one `killpg` reaches the whole
 foreground tree), stdin from /dev/null (or a pipe fed with `stdin` bytes), and stdout and stderr
-both on the write end of ONE pipe, so the two streams interleave exactly as written. Nothing else
-is inherited: `close_fds=True`, and every fd this package opens is close-on-exec.
+both on the write end of ONE pipe (made by `pump`), so the two streams interleave exactly as
+written. Nothing else is inherited: `close_fds=True`, and every fd this package opens is
+close-on-exec.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import shutil
@@ -24,10 +24,6 @@ from . import registry
 
 _log = logging.getLogger(__name__)
 
-# 1 MiB, the default /proc/sys/fs/pipe-max-size: with the 64 KiB default pipe the pump costs 2-3x
-# the CPU (deps.md §5.1).
-PIPE_SIZE = 1 << 20
-
 
 class StartError(Exception):
     """The command could not be started; the message says why, in words for the task log."""
@@ -35,10 +31,9 @@ class StartError(Exception):
 
 @dataclass(frozen=True)
 class Spawned:
-    """A started command: the process, the read end of its output pipe, and when it started."""
+    """A started command: the process and when it started."""
 
     popen: subprocess.Popen[bytes]
-    read_fd: int
     started_at: float
 
     @property
@@ -47,25 +42,11 @@ class Spawned:
         return self.popen.pid
 
 
-def make_output_pipe() -> tuple[int, int]:
-    """Create the (read, write) output pipe, raised to `PIPE_SIZE` where the OS allows.
+def spawn(cmd: Command, owner: object, *, output_fd: int, stdin: bytes | None = None) -> Spawned:
+    """Start `cmd` in a new session writing to `output_fd`; raise `StartError` if it cannot start.
 
-    Both ends are close-on-exec (Python's default), so a concurrently started command never
-    inherits another command's write end, which would keep that pipe from reaching EOF.
-    """
-    read_fd, write_fd = os.pipe()
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only; macOS pipes grow by themselves
-    if set_size is not None:
-        try:
-            fcntl.fcntl(write_fd, set_size, PIPE_SIZE)
-        except OSError as err:
-            # EPERM: above pipe-max-size, or the user's pipe-user-pages-soft budget is used up.
-            _log.debug("could not raise the pipe to %d bytes: %s", PIPE_SIZE, err)
-    return read_fd, write_fd
-
-
-def spawn(cmd: Command, owner: object, *, stdin: bytes | None = None) -> Spawned:
-    """Start `cmd` in a new session with its output on a fresh pipe; raise `StartError` if it can't.
+    `output_fd` (the write end of the command's pipe) becomes its stdout and stderr; the caller
+    keeps it and must close its own copy afterwards, or the pipe never reaches EOF.
 
     Runs on the event loop: the spawn is about 0.2 ms with vfork, and 1.5-6 ms when switching
     user (Python then forks, and the cost grows with the worker's RSS). Keeping it synchronous
@@ -77,7 +58,6 @@ def spawn(cmd: Command, owner: object, *, stdin: bytes | None = None) -> Spawned
     """
     if not cmd.argv:
         raise StartError("could not start the command: it is empty")
-    read_fd, write_fd = make_output_pipe()
     stdin_r = stdin_w = -1
     try:
         if stdin is not None:
@@ -89,26 +69,23 @@ def spawn(cmd: Command, owner: object, *, stdin: bytes | None = None) -> Spawned
                 cwd=str(cmd.cwd),
                 env=dict(cmd.env),
                 stdin=stdin_r if stdin is not None else subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
+                stdout=output_fd,
+                stderr=output_fd,
                 start_new_session=True,
                 close_fds=True,
                 **_user_kwargs(cmd),
             )
             registry.register(popen.pid, owner)
     except (OSError, ValueError) as err:
-        os.close(read_fd)
         if stdin_w >= 0:
             os.close(stdin_w)
         raise StartError(start_error_message(err, cmd)) from err
     finally:
-        # The child has its own copies now; ours would keep the pipe from ever reaching EOF.
-        os.close(write_fd)
         if stdin_r >= 0:
-            os.close(stdin_r)
+            os.close(stdin_r)  # the child has its own copy
     if stdin is not None:
         threading.Thread(target=_feed, args=(stdin_w, stdin), name=f"stdin-{popen.pid}", daemon=True).start()
-    return Spawned(popen=popen, read_fd=read_fd, started_at=started_at)
+    return Spawned(popen=popen, started_at=started_at)
 
 
 def _user_kwargs(cmd: Command) -> dict[str, Any]:

@@ -107,17 +107,27 @@ class TaskProcesses:
 
     def _start(self, cmd: Command, stdin: bytes | None) -> _Child:
         # No await from the spawn until the child is listed: abort() and kill_all() always see it.
-        spawned = spawn(cmd, self._owner, stdin=stdin)
+        try:
+            pump = Pump(self._output)
+        except OSError as err:  # EMFILE/ENFILE: the worker is out of file descriptors
+            reason = os.strerror(err.errno or 0)
+            raise StartError(f"could not start the command: no pipe for its output: {reason}") from err
+        try:
+            spawned = spawn(cmd, self._owner, output_fd=pump.write_fd, stdin=stdin)
+        except StartError:
+            pump.discard()
+            raise
+        finally:
+            pump.close_write_end()
         try:
             leader: psutil.Process | None = psutil.Process(spawned.pid)
         except psutil.NoSuchProcess:  # cannot happen before we reap it; be safe anyway
             leader = None
-        pump = Pump(spawned.read_fd, self._output, name=f"pump-{spawned.pid}")
         child = _Child(spawned, leader, pump, watch_exit(spawned.pid))
         self._children.append(child)
         if cmd.user is not None:
             self._uids.add(cmd.user.uid)
-        pump.start()
+        pump.start(name=f"pump-{spawned.pid}")
         return child
 
     async def abort(self) -> None:
