@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from generic_worker.process import Command, TaskProcesses, enable_subreaper
 
 MiB = 1 << 20
@@ -203,15 +205,6 @@ class LineSink(NullSink):
                 self.event.set()
 
 
-def exists(pid: int) -> bool:
-    """Whether `pid` names a process, zombies included."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def kill_latency(grace: float, work: Path) -> None:
     sink = LineSink()
     procs = TaskProcesses(MARKER, sink, grace_period=grace)
@@ -223,7 +216,7 @@ async def kill_latency(grace: float, work: Path) -> None:
     took = time.perf_counter() - started
     await running
     await procs.kill_all()
-    survivors = [pid for pid in pids if exists(pid)]
+    survivors = [pid for pid in pids if psutil.pid_exists(pid)]  # zombies count
     print(f"(c) kill latency, hostile tree of {len(pids)} processes, grace {grace:.2f} s")
     print(f"    abort took {took * 1000:.0f} ms = grace + {(took - grace) * 1000:.0f} ms (target <= +100 ms)")
     print(f"    survivors (zombies included): {len(survivors)} (target 0)")

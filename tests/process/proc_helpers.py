@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from generic_worker.process import Command
+
+# Whether a pid names any process at all, zombies included (so: killed AND reaped).
+exists = psutil.pid_exists
 
 PY = sys.executable
 
@@ -40,15 +44,6 @@ class Collector:
 
         assert await asyncio.to_thread(wait), f"timed out; output so far: {self.data[-2000:]!r}"
         return self.data
-
-
-def exists(pid: int) -> bool:
-    """Whether `pid` names any process at all, zombies included (so: killed AND reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def pids_in(output: bytes) -> list[int]:

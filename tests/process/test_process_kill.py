@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from generic_worker.process import Command, TaskProcesses, TaskUser, enable_subreaper
+from generic_worker.process import Command, TaskProcesses, TaskUser, enable_subreaper, run_capture
 
 from .proc_helpers import Collector, env_for, exists, pids_in, sh
 
@@ -140,5 +140,33 @@ async def test_task_user_processes_are_found_by_uid(
     cmd = Command(("sh", "-c", script), Path("/"), env_for("T1"), nobody)
     assert (await task.run(cmd)).succeeded
     [pid] = pids_in(await sink.wait_for(lambda data: b"\n" in data))
+    assert await task.kill_all() == 1
+    assert not exists(pid)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+async def test_helper_as_a_user_does_not_kill_that_users_other_processes(
+    task: TaskProcesses, sink: Collector, tmp_path: Path
+) -> None:
+    nobody = TaskUser("nobody", 65534, 65534, (), Path("/nonexistent"))
+    cmd = Command(("sh", "-c", 'setsid sleep 1000 & echo "pid $!"'), Path("/"), env_for("T1"), nobody)
+    assert (await task.run(cmd)).succeeded
+    [pid] = pids_in(await sink.wait_for(lambda data: b"\n" in data))
+    helper = await run_capture(["id", "-u"], cwd=Path("/"), user=nobody, timeout=30)
+    assert helper.output == b"65534\n"
+    assert exists(pid)  # the helper's cleanup left the task's process alone
+    assert await task.kill_all() == 1
+
+
+async def test_cancelled_run_leaves_the_command_to_kill_all(
+    task: TaskProcesses, sink: Collector, tmp_path: Path
+) -> None:
+    running = asyncio.ensure_future(task.run(sh('echo "pid $$"; exec sleep 1000', tmp_path, "T1")))
+    [pid] = pids_in(await sink.wait_for(lambda data: b"\n" in data))
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert exists(pid)
     assert await task.kill_all() == 1
     assert not exists(pid)

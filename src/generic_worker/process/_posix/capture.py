@@ -50,7 +50,9 @@ async def run_capture(
     Whatever the command left running in the background is killed before this returns.
     """
     output = _Collector()
-    procs = TaskProcesses(None, output, grace_period=0.0)
+    # No marker and no uid rule: only what this command started is killed, never other
+    # processes that happen to run as the same user.
+    procs = TaskProcesses(None, output, grace_period=0.0, kill_by_user=False)
     cmd = Command(
         argv=tuple(argv),
         cwd=cwd if cwd is not None else Path.cwd(),

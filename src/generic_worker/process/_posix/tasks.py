@@ -58,12 +58,21 @@ class TaskProcesses:
     command's session and were adopted by the (subreaper) worker. `None` restricts recognition to
     sessions and descent (used for the worker's own helper commands). Each command's combined
     output goes to `output`. `grace_period` is how long `abort()` waits between SIGTERM and SIGKILL.
+    With `kill_by_user` (the default), every process of a `TaskUser` that ran one of the commands
+    counts as the task's: right for the multiuser engine's fresh per-task users, wrong for a
+    helper that merely runs as some existing user (`run_capture` turns it off).
     """
 
     def __init__(
-        self, marker: tuple[str, str] | None, output: OutputSink, *, grace_period: float = 5.0
+        self,
+        marker: tuple[str, str] | None,
+        output: OutputSink,
+        *,
+        grace_period: float = 5.0,
+        kill_by_user: bool = True,
     ) -> None:
         self._marker = marker
+        self._kill_by_user = kill_by_user
         self._output = output
         self._grace = grace_period
         self._owner = object()  # our identity in the worker-wide session registry
@@ -81,7 +90,7 @@ class TaskProcesses:
 
     @property
     def output_error(self) -> OSError | None:
-        """The first error the output sink raised (output after it was discarded), if any."""
+        """The first error the output sink raised, if any (output after it was discarded)."""
         return next((c.pump.error for c in self._children if c.pump.error is not None), None)
 
     async def run(self, cmd: Command, *, stdin: bytes | None = None) -> Result:
@@ -125,7 +134,7 @@ class TaskProcesses:
             leader = None
         child = _Child(spawned, leader, pump, watch_exit(spawned.pid))
         self._children.append(child)
-        if cmd.user is not None:
+        if cmd.user is not None and self._kill_by_user:
             self._uids.add(cmd.user.uid)
         pump.start(name=f"pump-{spawned.pid}")
         return child
