@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
+import pytest
 
-from generic_worker.process import Command
+from generic_worker.process import Command, TaskUser
 
 # Whether a pid names any process at all, zombies included (so: killed AND reaped).
 exists = psutil.pid_exists
@@ -64,3 +67,20 @@ def sh(script: str, cwd: Path, marker: str, **extra: str) -> Command:
 def py(code: str, cwd: Path, marker: str) -> Command:
     """A `python -c code` command of task `marker`."""
     return Command((PY, "-c", code), cwd, env_for(marker))
+
+
+# The multiuser tests run commands as `nobody`; only root may switch user.
+NOBODY = TaskUser("nobody", 65534, 65534, (), Path("/nonexistent"))
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_root(test: F) -> F:
+    """Mark a test that switches user: it needs root, and is skipped elsewhere."""
+    skip = pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+    marked: F = pytest.mark.root(skip(test))
+    return marked
+
+
+def as_nobody(script: str, marker: str) -> Command:
+    """A `sh -c script` command of task `marker`, run as nobody in /."""
+    return Command(("sh", "-c", script), Path("/"), env_for(marker), NOBODY)

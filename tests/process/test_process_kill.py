@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from generic_worker.process import Command, TaskProcesses, TaskUser, enable_subreaper, run_capture
+from generic_worker.process import TaskProcesses, enable_subreaper, run_capture
 
-from .proc_helpers import Collector, env_for, exists, pids_in, sh
+from .proc_helpers import NOBODY, Collector, as_nobody, as_root, exists, pids_in, sh
 
 # Everything B16 lists, each printing "pid N": a `setsid` escapee, a double-forked daemon (its
 # intermediate shell exits, so it is orphaned), a SIGTERM-ignoring child, a plain background
@@ -129,31 +128,22 @@ def _running(pid: int) -> bool:
         return False
 
 
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
-async def test_task_user_processes_are_found_by_uid(
-    task: TaskProcesses, sink: Collector, tmp_path: Path
-) -> None:
-    nobody = TaskUser("nobody", 65534, 65534, (), Path("/nonexistent"))
+@as_root
+async def test_task_user_processes_are_found_by_uid(task: TaskProcesses, sink: Collector) -> None:
     # Clean environment, new session, orphaned: only its uid still says whose it is.
-    script = 'env -i setsid sleep 1000 & echo "pid $!"'
-    cmd = Command(("sh", "-c", script), Path("/"), env_for("T1"), nobody)
-    assert (await task.run(cmd)).succeeded
+    assert (await task.run(as_nobody('env -i setsid sleep 1000 & echo "pid $!"', "T1"))).succeeded
     [pid] = pids_in(await sink.wait_for(lambda data: b"\n" in data))
     assert await task.kill_all() == 1
     assert not exists(pid)
 
 
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+@as_root
 async def test_helper_as_a_user_does_not_kill_that_users_other_processes(
-    task: TaskProcesses, sink: Collector, tmp_path: Path
+    task: TaskProcesses, sink: Collector
 ) -> None:
-    nobody = TaskUser("nobody", 65534, 65534, (), Path("/nonexistent"))
-    cmd = Command(("sh", "-c", 'setsid sleep 1000 & echo "pid $!"'), Path("/"), env_for("T1"), nobody)
-    assert (await task.run(cmd)).succeeded
+    assert (await task.run(as_nobody('setsid sleep 1000 & echo "pid $!"', "T1"))).succeeded
     [pid] = pids_in(await sink.wait_for(lambda data: b"\n" in data))
-    helper = await run_capture(["id", "-u"], cwd=Path("/"), user=nobody, timeout=30)
+    helper = await run_capture(["id", "-u"], cwd=Path("/"), user=NOBODY, timeout=30)
     assert helper.output == b"65534\n"
     assert exists(pid)  # the helper's cleanup left the task's process alone
     assert await task.kill_all() == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from generic_worker.process import Command, Result, TaskProcesses, TaskUser
+from generic_worker.process import Command, Result, TaskProcesses
 
-from .proc_helpers import PY, Collector, env_for, py, sh
+from .proc_helpers import NOBODY, PY, Collector, as_root, env_for, py, sh
 
 
 @pytest.mark.parametrize("code", [0, 1, 123])
@@ -158,10 +159,11 @@ def test_describe_texts() -> None:
     assert not aborted.started and aborted.describe() == "aborted before it started"
 
 
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+@as_root
 async def test_runs_as_task_user(task: TaskProcesses, sink: Collector) -> None:
-    nobody = TaskUser("nobody", 65534, 65534, (65534, 100), Path("/nonexistent"))
-    result = await task.run(Command(("sh", "-c", "id -u; id -g; id -G"), Path("/"), env_for("T1"), nobody))
+    with_groups = dataclasses.replace(NOBODY, groups=(65534, 100))
+    result = await task.run(
+        Command(("sh", "-c", "id -u; id -g; id -G"), Path("/"), env_for("T1"), with_groups)
+    )
     assert result.succeeded, sink.data
     assert sink.data.split(b"\n")[:3] == [b"65534", b"65534", b"65534 100"]
