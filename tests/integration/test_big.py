@@ -16,13 +16,16 @@ GIB = 1 << 30
 
 async def test_one_gib_log_and_artifact_with_bounded_worker_memory(gw: GW):
     payload = {
-        "command": [["head", "-c", str(GIB), "/dev/zero"], ["/bin/sh", "-c", f"head -c {GIB} /dev/zero > big.zst"]],
+        "command": [
+            ["head", "-c", str(GIB), "/dev/zero"],
+            ["/bin/sh", "-c", f"head -c {GIB} /dev/zero > big.zst"],
+        ],
         "maxRunTime": 600,
         "artifacts": [{"type": "file", "path": "big.zst", "name": "public/big.zst"}],
     }
     task_id = await gw.submit(payload)
     config = gw.write_config(gw.tmp / "gw.json", cleanUpTaskDirs=True)
-    pid = os.posix_spawn(str(SCRIPT), [str(SCRIPT), "run", "--config", str(config)], os.environ)
+    pid = os.posix_spawn(str(SCRIPT), [str(SCRIPT), "run", "--config", str(config)], os.environ)  # noqa: ASYNC221
     # wait4 gives the worker's own peak RSS (its task processes are tiny `head`s).
     _, status, usage = await asyncio.to_thread(os.wait4, pid, 0)
     assert os.waitstatus_to_exitcode(status) == ExitCode.TASKS_COMPLETE
@@ -32,6 +35,10 @@ async def test_one_gib_log_and_artifact_with_bounded_worker_memory(gw: GW):
     artifacts = await gw.artifacts(task_id)
     assert artifacts["public/big.zst"]["contentLength"] == GIB
     assert artifacts["public/logs/live_backing.log"]["contentLength"] > GIB  # the whole log went through
-    blobs = sorted((gw.tc.data_dir / "blobs").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    blobs = sorted(
+        (gw.tc.data_dir / "blobs").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0
+    )
     assert blobs[-1].stat().st_size == GIB  # the identity upload arrived whole
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 1024  # and the test itself did not buffer it
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 1024
+    )  # and the test itself did not buffer it

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from generic_worker.engine.feature import FeatureBase
+from generic_worker.engine.feature import FeatureBase, WorkerExit
 from generic_worker.engine.worker import Worker
 from generic_worker.exitcodes import ExitCode
 from generic_worker.features import build_features
@@ -177,11 +177,12 @@ class _CrashOnSecondClaim(FeatureBase):
     def is_requested(self, task: object) -> bool:
         return False
 
-    async def before_claim(self) -> None:
+    async def before_claim(self) -> bool:
         self.calls += 1
         if self.calls == 2:
             await wait_for(lambda: any(self.tasks_dir.glob("task_*/started")))
             raise RuntimeError("boom: simulated worker bug")
+        return True
 
 
 async def test_worker_crash_resolves_running_task_as_internal_error(gw: GW):
@@ -197,3 +198,41 @@ async def test_worker_crash_resolves_running_task_as_internal_error(gw: GW):
     log = await gw.log(task_id)
     assert "worker crashed: RuntimeError: boom: simulated worker bug" in log
     assert "working" in log
+
+
+class _ClaimGate(FeatureBase):
+    """A feature of this test only: refuses the first claims, or stops the worker."""
+
+    name = "Claim Gate"
+
+    def __init__(self, refusals: int, stop: bool = False) -> None:
+        self.refusals = refusals
+        self.stop = stop
+        self.calls = 0
+
+    def is_requested(self, task: object) -> bool:
+        return False
+
+    async def before_claim(self) -> bool:
+        self.calls += 1
+        if self.stop:
+            raise WorkerExit("cannot go on", ExitCode.INTERNAL_ERROR)
+        return self.calls > self.refusals
+
+
+async def test_a_feature_can_hold_back_claims(gw: GW):
+    task_id = await gw.submit({"command": [["true"]], "maxRunTime": 30})
+    config = gw.config()
+    gate = _ClaimGate(refusals=3)
+    worker = Worker(config, [*build_features(config), gate], state_dir=gw.tmp, claim_retry_delay=0.05)
+    assert await worker.run() == ExitCode.TASKS_COMPLETE
+    assert gate.calls == 4
+    assert await gw.resolution(task_id) == "completed/completed"
+
+
+async def test_a_feature_can_stop_the_worker(gw: GW):
+    task_id = await gw.submit({"command": [["true"]], "maxRunTime": 30})
+    config = gw.config()
+    worker = Worker(config, [*build_features(config), _ClaimGate(0, stop=True)], state_dir=gw.tmp)
+    assert await worker.run() == ExitCode.INTERNAL_ERROR
+    assert await run_state(gw, task_id) == "pending"  # never claimed

@@ -39,8 +39,12 @@ class Feature(Protocol):
     def new_task_feature(self, task: TaskRun) -> TaskFeature:
         """The per-run part of the feature."""
 
-    async def before_claim(self) -> None:
-        """Worker loop hook, run before every claimWork (e.g. disk-space GC)."""
+    async def before_claim(self) -> bool:
+        """Worker loop hook, run before every claimWork (e.g. disk-space GC).
+
+        Return False to skip this claim (the worker retries a little later); raise
+        `WorkerExit` to stop the worker once running tasks are done.
+        """
 
     async def close(self) -> None:
         """Called once when the worker exits."""
@@ -83,8 +87,9 @@ class FeatureBase:
         """Subclasses must provide their task feature."""
         raise NotImplementedError
 
-    async def before_claim(self) -> None:
-        """Nothing to do before claims by default."""
+    async def before_claim(self) -> bool:
+        """Nothing to do before claims by default: go ahead and claim."""
+        return True
 
     async def close(self) -> None:
         """Nothing to close by default."""
@@ -106,6 +111,14 @@ class TaskFeatureBase:
 
     async def stop(self, errors: ExecutionErrors) -> None:
         """Nothing to stop by default."""
+
+
+class WorkerExit(Exception):
+    """Raised by a feature's worker-side hook: stop claiming, finish running tasks, exit with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class FeatureInitError(Exception):

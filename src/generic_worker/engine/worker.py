@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from generic_worker.config import Config
-from generic_worker.engine.feature import Feature, FeatureInitError
+from generic_worker.engine.feature import Feature, FeatureInitError, WorkerExit
 from generic_worker.engine.shutdown import run_machine_command
 from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, remove_task_dirs
 from generic_worker.engine.taskrun import TaskRun
@@ -31,6 +31,9 @@ from generic_worker.tc import TC_ERRORS, ServiceFactory
 from generic_worker.tc.failures import describe
 
 log = logging.getLogger(__name__)
+
+CLAIM_BLOCKED_RETRY = 10.0
+"""Seconds to wait before asking again when a feature said not to claim (e.g. disk full)."""
 
 MAX_CLAIM = 32
 """claimWork never asks for more tasks than this in one call (the queue's limit)."""
@@ -53,7 +56,14 @@ class WorkerCrash(Exception):
 class Worker:
     """Owns the config, the Taskcluster clients, the features and the running tasks."""
 
-    def __init__(self, config: Config, features: Sequence[Feature], *, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        features: Sequence[Feature],
+        *,
+        state_dir: Path | None = None,
+        claim_retry_delay: float = CLAIM_BLOCKED_RETRY,
+    ) -> None:
         self.config = config
         self.features = list(features)
         self.services = ServiceFactory(config)
@@ -64,6 +74,8 @@ class Worker:
         self._interrupt = asyncio.Event()  # SIGINT: finish tasks, then exit 71
         self._terminate = asyncio.Event()  # SIGTERM: abort tasks, then exit 72
         self._crash: BaseException | None = None
+        self._exit_requested: ExitCode | None = None
+        self._claim_retry_delay = claim_retry_delay
         self._task_done = asyncio.Event()
 
     @property
@@ -130,8 +142,9 @@ class Worker:
                 if not self.running:
                     idle.reset()
                 continue
-            for feature in self.features:
-                await feature.before_claim()
+            if not await self._ready_to_claim():
+                await self._wait_for_change(max_wait=self._claim_retry_delay)
+                continue
             claims = await self._claim(min(want, MAX_CLAIM))
             for claim in claims:
                 self._start_task(claim)
@@ -140,9 +153,23 @@ class Worker:
             elif idle.expired():
                 return ExitCode.IDLE_TIMEOUT
 
+    async def _ready_to_claim(self) -> bool:
+        ready = True
+        for feature in self.features:
+            try:
+                ready = await feature.before_claim() and ready
+            except WorkerExit as e:
+                log.error("%s: stopping the worker: %s", feature.name, e)
+                self._exit_requested = ExitCode(e.exit_code)
+                return False
+        return ready
+
     async def _exit_code_if_done(self) -> ExitCode | None:
         if self._crash is not None:
             raise WorkerCrash("a task run crashed") from self._crash
+        if self._exit_requested is not None:
+            await self._wait_all()
+            return self._exit_requested
         if self._terminate.is_set() or self._interrupt.is_set():
             await self._wait_all()
             return ExitCode.WORKER_SHUTDOWN if self._terminate.is_set() else ExitCode.WORKER_STOPPED
@@ -228,10 +255,10 @@ class Worker:
                     log.warning("%s", p)
             self._task_done.set()
 
-    async def _wait_for_change(self) -> None:
+    async def _wait_for_change(self, max_wait: float | None = None) -> None:
         done = asyncio.create_task(self._task_done.wait())
         stop = asyncio.create_task(self._any_stop())
-        await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({done, stop}, timeout=max_wait, return_when=asyncio.FIRST_COMPLETED)
         done.cancel()
         stop.cancel()
         self._task_done.clear()
