@@ -52,7 +52,7 @@ async def test_run_capture_timeout_kills_the_tree(tmp_path: Path) -> None:
 async def test_run_capture_start_error() -> None:
     captured = await run_capture(["/no/such/helper"])
     assert not captured.result.started and not captured.succeeded
-    assert captured.describe() == 'could not start "/no/such/helper": no such file'
+    assert captured.describe() == '"/no/such/helper": no such file'
 
 
 async def test_thread_exit_watcher(tmp_path: Path) -> None:

@@ -37,14 +37,14 @@ async def test_bare_name_not_on_path(task: TaskProcesses, tmp_path: Path) -> Non
     result = await task.run(Command(("no-such-program-gw",), tmp_path, env_for("T1")))
     assert not result.started and not result.succeeded
     assert result.start_error == (
-        'could not start "no-such-program-gw": executable not found in PATH (/usr/local/bin:/usr/bin:/bin)'
+        '"no-such-program-gw": executable not found in PATH (/usr/local/bin:/usr/bin:/bin)'
     )
     assert result.describe() == result.start_error
 
 
 async def test_missing_path(task: TaskProcesses, tmp_path: Path) -> None:
     result = await task.run(Command(("./missing.sh",), tmp_path, env_for("T1")))
-    assert result.start_error == 'could not start "./missing.sh": no such file'
+    assert result.start_error == '"./missing.sh": no such file'
 
 
 async def test_not_executable(task: TaskProcesses, tmp_path: Path) -> None:
@@ -77,17 +77,15 @@ async def test_missing_interpreter(task: TaskProcesses, tmp_path: Path) -> None:
 async def test_bad_cwd(task: TaskProcesses, tmp_path: Path) -> None:
     missing = tmp_path / "gone"
     result = await task.run(Command(("true",), missing, env_for("T1")))
-    assert result.start_error == f'could not start "true": working directory {missing} does not exist'
+    assert result.start_error == f"working directory {missing} does not exist"
     afile = tmp_path / "afile"
     afile.write_text("")
     result = await task.run(Command(("true",), afile, env_for("T1")))
-    assert result.start_error == f'could not start "true": working directory {afile} is not a directory'
+    assert result.start_error == f"working directory {afile} is not a directory"
 
 
 async def test_empty_argv_and_nul_byte(task: TaskProcesses, tmp_path: Path) -> None:
-    assert (await task.run(Command((), tmp_path, env_for("T1")))).start_error == (
-        "could not start the command: it is empty"
-    )
+    assert (await task.run(Command((), tmp_path, env_for("T1")))).start_error == ("the command is empty")
     result = await task.run(Command(("echo", "a\0b"), tmp_path, env_for("T1")))
     assert result.start_error is not None and "null byte" in result.start_error
 

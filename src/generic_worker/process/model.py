@@ -99,8 +99,13 @@ class Result:
     Exactly one of these holds: it could not start (`start_error`), it was never started because
     the task was already aborted (`aborted` with no exit code or signal), it exited (`exit_code`),
     or a signal killed it (`signal`). `aborted` also marks a command we killed (abort, max run time,
-    cancellation), whatever its exit status. Times and peak memory come from `wait4`'s rusage: they
-    cover the command and the descendants it waited for, not background processes it left behind.
+    cancellation), whatever its exit status. `start_error` is the reason alone, e.g.
+    `"make": executable not found in PATH (/usr/bin:/bin)` or `working directory /x does not
+    exist`; the caller adds its "command 2 could not start" context.
+
+    Times and peak memory come from `wait4`'s rusage: they cover the command and the descendants
+    it waited for, not background processes it left behind. On Linux the peak RSS is at least
+    the worker's own RSS at spawn time: the kernel counts the pre-exec image (Go has the same).
     """
 
     exit_code: int | None

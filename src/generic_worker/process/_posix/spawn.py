@@ -57,7 +57,7 @@ def spawn(cmd: Command, owner: object, *, output_fd: int, stdin: bytes | None = 
     user its own directory, so this only matters for a misconfigured one.
     """
     if not cmd.argv:
-        raise StartError("could not start the command: it is empty")
+        raise StartError("the command is empty")
     stdin_r = stdin_w = -1
     try:
         if stdin is not None:
@@ -107,16 +107,19 @@ def _feed(fd: int, data: bytes) -> None:
 
 
 def start_error_message(err: OSError | ValueError, cmd: Command) -> str:
-    """Say in plain words why `cmd` could not start (the text goes into the task log)."""
+    """Say in plain words why `cmd` could not start (the text goes into the task log).
+
+    Only the reason, like Go's `exec: "x": executable file not found in $PATH`: the caller
+    supplies its own "command 2 could not start" context.
+    """
     prog = cmd.argv[0]
-    head = f'could not start "{prog}"'
     if isinstance(err, ValueError):  # e.g. an embedded NUL byte in an argument or variable
-        return f"{head}: {err}"
+        return f"invalid command: {err}"
     cwd = str(cmd.cwd)
     # Python reports a failure before exec (chdir, or switching user) with the cwd as filename.
     if err.filename == cwd and err.filename != prog:
-        return f"{head}: {_cwd_reason(err.errno, cwd, cmd)}"
-    return f"{head}: {_exec_reason(err, cmd)}"
+        return _cwd_reason(err.errno, cwd, cmd)
+    return f'"{prog}": {_exec_reason(err, cmd)}'
 
 
 def _cwd_reason(code: int | None, cwd: str, cmd: Command) -> str:

@@ -120,7 +120,7 @@ class TaskProcesses:
             pump = Pump(self._output)
         except OSError as err:  # EMFILE/ENFILE: the worker is out of file descriptors
             reason = os.strerror(err.errno or 0)
-            raise StartError(f"could not start the command: no pipe for its output: {reason}") from err
+            raise StartError(f"no pipe for the command's output: {reason}") from err
         try:
             spawned = spawn(cmd, self._owner, output_fd=pump.write_fd, stdin=stdin)
         except StartError:
