@@ -146,7 +146,9 @@ def normalize(scopes: Iterable[str]) -> list[str]:
     stars = [s[:-1] for s in unique if s.endswith("*")]
     out: list[str] = []
     for scope in unique:
-        covered = any(scope.startswith(prefix) and scope != prefix + "*" for prefix in stars)
+        # A pattern `x*` is covered by `p*` when x starts with p; a plain scope when it does.
+        reach = scope[:-1] if scope.endswith("*") else scope
+        covered = any(reach.startswith(prefix) and scope != prefix + "*" for prefix in stars)
         if not covered:
             out.append(scope)
     return out
