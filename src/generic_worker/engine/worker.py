@@ -26,7 +26,7 @@ from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, remove_t
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import TaskError
 from generic_worker.exitcodes import ExitCode
-from generic_worker.process import enable_subreaper
+from generic_worker.process import enable_subreaper, reap_orphans
 from generic_worker.tc import TC_ERRORS, ServiceFactory
 from generic_worker.tc.failures import describe
 
@@ -249,6 +249,9 @@ class Worker:
             if current is not None:
                 self.running.pop(current, None)
             log.info("Resolved %d tasks in total so far.", self.tasks_resolved)
+            # Orphans that exited on their own were adopted by the worker (a subreaper):
+            # reap them so no zombies pile up between tasks.
+            reap_orphans()
             if self.config.clean_up_task_dirs:
                 problems = await asyncio.to_thread(remove_task_dirs, [task.task_dir])
                 for p in problems:
