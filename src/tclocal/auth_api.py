@@ -242,19 +242,16 @@ class AuthService:
             "expires": to_iso(issued + 3600),
         }
 
-    def endpoints(self) -> list[Endpoint]:
-        """The endpoint table."""
-        c, r = "/clients/<clientId>", "/roles/<roleId>"
-        page = ("continuationToken", "limit")
+    def _client_endpoints(self) -> list[Endpoint]:
+        c = "/clients/<clientId>"
         return [
-            *health_endpoints(),
             Endpoint(
                 "listClients",
                 "GET",
                 "/clients/",
                 self.list_clients,
                 "auth:list-clients",
-                query=("prefix", *page),
+                query=("prefix", "continuationToken", "limit"),
             ),
             Endpoint("client", "GET", c, self.client, "auth:get-client:<clientId>"),
             Endpoint(
@@ -262,12 +259,7 @@ class AuthService:
                 "PUT",
                 c,
                 self.create_client,
-                {
-                    "AllOf": [
-                        "auth:create-client:<clientId>",
-                        {"for": "scope", "in": "scopes", "each": "<scope>"},
-                    ]
-                },
+                _granting("auth:create-client:<clientId>", "scopes"),
                 CREATE_CLIENT,
             ),
             Endpoint(
@@ -282,12 +274,7 @@ class AuthService:
                 "POST",
                 c,
                 self.update_client,
-                {
-                    "AllOf": [
-                        "auth:update-client:<clientId>",
-                        {"for": "scope", "in": "scopesAdded", "each": "<scope>"},
-                    ]
-                },
+                _granting("auth:update-client:<clientId>", "scopesAdded"),
                 CREATE_CLIENT,
             ),
             Endpoint(
@@ -297,6 +284,11 @@ class AuthService:
                 "disableClient", "POST", f"{c}/disable", self.disable_client, "auth:disable-client:<clientId>"
             ),
             Endpoint("deleteClient", "DELETE", c, self.delete_client, "auth:delete-client:<clientId>"),
+        ]
+
+    def _role_endpoints(self) -> list[Endpoint]:
+        r, page = "/roles/<roleId>", ("continuationToken", "limit")
+        return [
             Endpoint("listRoles", "GET", "/roles/", self.list_roles, "auth:list-roles"),
             Endpoint("listRoles2", "GET", "/roles2/", self.list_roles2, "auth:list-roles", query=page),
             Endpoint("listRoleIds", "GET", "/roleids/", self.list_role_ids, "auth:list-roles", query=page),
@@ -306,7 +298,7 @@ class AuthService:
                 "PUT",
                 r,
                 self.create_role,
-                {"AllOf": ["auth:create-role:<roleId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
+                _granting("auth:create-role:<roleId>", "scopes"),
                 CREATE_ROLE,
             ),
             Endpoint(
@@ -314,15 +306,18 @@ class AuthService:
                 "POST",
                 r,
                 self.update_role,
-                {
-                    "AllOf": [
-                        "auth:update-role:<roleId>",
-                        {"for": "scope", "in": "scopesAdded", "each": "<scope>"},
-                    ]
-                },
+                _granting("auth:update-role:<roleId>", "scopesAdded"),
                 CREATE_ROLE,
             ),
             Endpoint("deleteRole", "DELETE", r, self.delete_role, "auth:delete-role:<roleId>"),
+        ]
+
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoint table."""
+        return [
+            *health_endpoints(),
+            *self._client_endpoints(),
+            *self._role_endpoints(),
             Endpoint(
                 "expandScopes", "POST", "/scopes/expand", self.expand_scopes, "auth:expand-scopes", SCOPESET
             ),
@@ -344,3 +339,8 @@ class AuthService:
             ),
             Endpoint("testAuthenticateGet", "GET", "/test-authenticate-get/", self.test_authenticate_get),
         ]
+
+
+def _granting(required: str, listed: str) -> dict[str, Any]:
+    """`required` plus every scope in the request's `listed` parameter (callers cannot escalate)."""
+    return {"AllOf": [required, {"for": "scope", "in": listed, "each": "<scope>"}]}

@@ -372,48 +372,22 @@ class QueueArtifacts:
     def endpoints(self) -> list[Endpoint]:
         """The endpoint table."""
         create = "queue:create-artifact:<taskId>/<runId>"
-        listing = "queue:list-artifacts:<taskId>:<runId>"
-        latest_listing = "queue:list-artifacts:<taskId>"
+        listing, latest_listing = "queue:list-artifacts:<taskId>:<runId>", "queue:list-artifacts:<taskId>"
+        page = ("continuationToken", "limit")
+        named, latest_named = f"{RUN}/artifacts/<*name>", f"{LATEST}/artifacts/<*name>"
         return [
-            Endpoint(
-                "createArtifact",
-                "POST",
-                f"{RUN}/artifacts/<*name>",
-                self.create_artifact,
-                create,
-                POST_ARTIFACT,
-            ),
-            Endpoint(
-                "finishArtifact",
-                "PUT",
-                f"{RUN}/artifacts/<*name>",
-                self.finish_artifact,
-                create,
-                FINISH_ARTIFACT,
-            ),
-            Endpoint("getArtifact", "GET", f"{RUN}/artifacts/<*name>", self.get_artifact, GET_SCOPES),
-            Endpoint(
-                "getLatestArtifact",
-                "GET",
-                f"{LATEST}/artifacts/<*name>",
-                self.get_latest_artifact,
-                GET_SCOPES,
-            ),
-            Endpoint(
-                "listArtifacts",
-                "GET",
-                f"{RUN}/artifacts",
-                self.list_artifacts,
-                listing,
-                query=("continuationToken", "limit"),
-            ),
+            Endpoint("createArtifact", "POST", named, self.create_artifact, create, POST_ARTIFACT),
+            Endpoint("finishArtifact", "PUT", named, self.finish_artifact, create, FINISH_ARTIFACT),
+            Endpoint("getArtifact", "GET", named, self.get_artifact, GET_SCOPES),
+            Endpoint("getLatestArtifact", "GET", latest_named, self.get_latest_artifact, GET_SCOPES),
+            Endpoint("listArtifacts", "GET", f"{RUN}/artifacts", self.list_artifacts, listing, query=page),
             Endpoint(
                 "listLatestArtifacts",
                 "GET",
                 f"{LATEST}/artifacts",
                 self.list_latest_artifacts,
                 latest_listing,
-                query=("continuationToken", "limit"),
+                query=page,
             ),
             Endpoint("artifactInfo", "GET", f"{RUN}/artifact-info/<*name>", self.artifact_info, listing),
             Endpoint(

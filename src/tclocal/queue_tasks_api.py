@@ -236,58 +236,46 @@ class QueueTasks:
         """Handle `taskQueueCounts`: pending and claimed."""
         return await self._counts(call.params["taskQueueId"])
 
-    def endpoints(self) -> list[Endpoint]:
-        """The endpoint table."""
-        t = "/task/<taskId>"
+    def _listing_endpoints(self) -> list[Endpoint]:
+        page = ("continuationToken", "limit")
+        group = "/task-group/<taskGroupId>"
         return [
-            Endpoint("task", "GET", t, self.task, "queue:get-task:<taskId>"),
-            Endpoint("status", "GET", f"{t}/status", self.status, "queue:status:<taskId>"),
             Endpoint(
                 "listTaskGroup",
                 "GET",
-                "/task-group/<taskGroupId>/list",
+                f"{group}/list",
                 self.list_task_group,
                 "queue:list-task-group:<taskGroupId>",
-                query=("continuationToken", "limit"),
+                query=page,
             ),
             Endpoint(
-                "getTaskGroup",
-                "GET",
-                "/task-group/<taskGroupId>",
-                self.get_task_group,
-                "queue:list-task-group:<taskGroupId>",
+                "getTaskGroup", "GET", group, self.get_task_group, "queue:list-task-group:<taskGroupId>"
             ),
             Endpoint(
                 "listDependentTasks",
                 "GET",
-                f"{t}/dependents",
+                "/task/<taskId>/dependents",
                 self.list_dependent_tasks,
                 "queue:list-dependent-tasks:<taskId>",
-                query=("continuationToken", "limit"),
+                query=page,
             ),
-            Endpoint("createTask", "PUT", t, self.create_task, CREATE_TASK_SCOPES, CREATE_TASK),
-            Endpoint(
-                "scheduleTask", "POST", f"{t}/schedule", self.schedule_task, _group_action("schedule-task")
-            ),
-            Endpoint("rerunTask", "POST", f"{t}/rerun", self.rerun_task, _group_action("rerun-task")),
-            Endpoint("cancelTask", "POST", f"{t}/cancel", self.cancel_task, _group_action("cancel-task")),
             Endpoint(
                 "tasks",
                 "POST",
                 "/tasks",
                 self.tasks,
-                {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:get-task:<taskId>"}]},
+                _each_task("queue:get-task:<taskId>"),
                 TASKS_REQUEST,
-                query=("continuationToken", "limit"),
+                query=page,
             ),
             Endpoint(
                 "statuses",
                 "POST",
                 "/tasks/status",
                 self.statuses,
-                {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:status:<taskId>"}]},
+                _each_task("queue:status:<taskId>"),
                 TASKS_REQUEST,
-                query=("continuationToken", "limit"),
+                query=page,
             ),
             Endpoint(
                 "pendingTasks",
@@ -304,3 +292,23 @@ class QueueTasks:
                 {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
             ),
         ]
+
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoint table."""
+        t = "/task/<taskId>"
+        return [
+            Endpoint("task", "GET", t, self.task, "queue:get-task:<taskId>"),
+            Endpoint("status", "GET", f"{t}/status", self.status, "queue:status:<taskId>"),
+            Endpoint("createTask", "PUT", t, self.create_task, CREATE_TASK_SCOPES, CREATE_TASK),
+            Endpoint(
+                "scheduleTask", "POST", f"{t}/schedule", self.schedule_task, _group_action("schedule-task")
+            ),
+            Endpoint("rerunTask", "POST", f"{t}/rerun", self.rerun_task, _group_action("rerun-task")),
+            Endpoint("cancelTask", "POST", f"{t}/cancel", self.cancel_task, _group_action("cancel-task")),
+            *self._listing_endpoints(),
+        ]
+
+
+def _each_task(scope: str) -> dict[str, Any]:
+    """A scope for every taskId in the request body (tasks / statuses)."""
+    return {"AllOf": [{"for": "taskId", "in": "taskIds", "each": scope}]}
