@@ -169,10 +169,7 @@ def test_docker_worker_payloads_are_recognised() -> None:
     assert is_docker_worker_payload({"image": "ubuntu:24.04", "command": ["ls"], "maxRunTime": 3})
     assert not is_docker_worker_payload({"command": [["ls"]], "maxRunTime": 3})
     assert not is_docker_worker_payload(["image"])
-    assert (
-        DOCKER_WORKER_PAYLOAD_UNSUPPORTED
-        == "docker-worker payloads are not supported by this worker"
-    )
+    assert DOCKER_WORKER_PAYLOAD_UNSUPPORTED == "docker-worker payloads are not supported by this worker"
 
 
 def test_as_payload_refuses_a_non_object() -> None:
@@ -205,9 +202,7 @@ def only(definition: str, value: object) -> bool:
 )
 def test_mount_kind_agrees_with_the_schema(mount: Any, kind: str) -> None:
     assert mount_kind(mount) == kind
-    valid_as = [
-        d for d in ("fileMount", "writableDirectoryCache", "readOnlyDirectory") if only(d, mount)
-    ]
+    valid_as = [d for d in ("fileMount", "writableDirectoryCache", "readOnlyDirectory") if only(d, mount)]
     assert valid_as == [kind]
 
 
@@ -224,6 +219,4 @@ def test_mount_kind_agrees_with_the_schema(mount: Any, kind: str) -> None:
 def test_content_kind_agrees_with_the_schema(content: Any, kind: str, index: int) -> None:
     assert content_kind(content) == kind
     branches = load_schema(Engine.INSECURE)["definitions"]["content"]["oneOf"]
-    assert [
-        i for i, branch in enumerate(branches) if Draft6Validator(branch).is_valid(content)
-    ] == [index]
+    assert [i for i, branch in enumerate(branches) if Draft6Validator(branch).is_valid(content)] == [index]

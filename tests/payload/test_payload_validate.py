@@ -126,11 +126,7 @@ def test_run_task_as_current_user_exists_only_in_the_multiuser_schema() -> None:
         (payload(extraField=1), ["(root): Additional property extraField is not allowed"]),
         (payload(command=[]), ["command: Array must have at least 1 items"]),
         (
-            payload(
-                mounts=[
-                    {"file": "f", "content": {"taskId": TASK_ID, "artifact": "a", "sha356": SHA}}
-                ]
-            ),
+            payload(mounts=[{"file": "f", "content": {"taskId": TASK_ID, "artifact": "a", "sha356": SHA}}]),
             [
                 f"mounts.0: {ONE_OF}",
                 f"mounts.0.content: {ONE_OF}",
@@ -226,8 +222,7 @@ def test_upstream_cases(value: dict[str, Any], expected: list[str]) -> None:
             {"artifacts": [{"type": "link", "path": "a", "expires": "tomorrow"}]},
             [
                 "artifacts.0.expires: Does not match format 'date-time'",
-                "artifacts.0.type: artifacts.0.type must be one of the following: "
-                '"file", "directory"',
+                'artifacts.0.type: artifacts.0.type must be one of the following: "file", "directory"',
             ],
         ),
         (
