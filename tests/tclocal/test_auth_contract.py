@@ -254,3 +254,21 @@ def test_sync_client_end_to_end(tc: RunningTCLocal) -> None:
     secrets = taskcluster.Secrets(tc.options())
     secrets.set("sync/secret", {"secret": {"a": 1}, "expires": taskcluster.fromNowJSON("1 hour")})
     assert secrets.get("sync/secret")["secret"] == {"a": 1}
+
+
+async def test_update_client_needs_the_scopes_it_adds(tc: RunningTCLocal, clients: Clients) -> None:
+    auth = clients.make("auth")
+    client_id = f"tests/update-{slugid.nice()}"
+    body = {"expires": taskcluster.fromNowJSON("1 day"), "description": "first", "scopes": ["custom:a"]}
+    await auth.createClient(client_id, body)
+    updated = await auth.updateClient(client_id, {**body, "description": "second", "scopes": ["custom:b"]})
+    assert updated["description"] == "second" and updated["scopes"] == ["custom:b"]
+    editor_id = f"tests/editor-{slugid.nice()}"
+    token = tc.create_client(editor_id, [f"auth:update-client:{client_id}", "custom:b"])
+    editor = clients.make("auth", {"clientId": editor_id, "accessToken": token})
+    await editor.updateClient(client_id, {**body, "scopes": ["custom:b"]})  # adds nothing new
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await editor.updateClient(client_id, {**body, "scopes": ["custom:b", "custom:c"]})
+    assert err.value.status_code == 403
+    roles = (await auth.listRoles2())["roles"]
+    assert any(r["roleId"] == "anonymous" for r in roles)

@@ -214,3 +214,23 @@ async def test_route_scopes_are_required(tc: RunningTCLocal, clients: Clients, w
         )
     assert err.value.status_code == 403
     assert "queue:route:index.x.y" in err.value.body["message"]
+
+
+async def test_object_download_redirects_to_the_content(
+    clients: Clients, session: aiohttp.ClientSession
+) -> None:
+    objects = clients.make("object")
+    name, upload_id = f"tests/{slugid.nice()}", slugid.nice()
+    inline = {"contentType": "text/plain", "objectData": base64.b64encode(b"via download").decode()}
+    body = {
+        "projectId": "proj",
+        "uploadId": upload_id,
+        "expires": from_now(3600),
+        "proposedUploadMethods": {"dataInline": inline},
+    }
+    await objects.createUpload(name, body)
+    await objects.finishUpload(name, {"projectId": "proj", "uploadId": upload_id})
+    redirect = await objects.download(name)
+    async with session.get(redirect["url"]) as response:
+        assert response.headers["Content-Type"] == "text/plain"
+        assert await response.read() == b"via download"
