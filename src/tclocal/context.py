@@ -33,6 +33,7 @@ class WorkNotifier:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.closing = False
 
     def register(self, queue: str) -> asyncio.Future[None]:
         """A future that completes at the next `notify` for `queue` (register before checking)."""
@@ -51,6 +52,11 @@ class WorkNotifier:
     def waiting(self, queue: str) -> int:
         """How many claimWork calls are waiting on `queue` right now (for tests and metrics)."""
         return len(self._waiters.get(queue, ()))
+
+    def close(self) -> None:
+        """Shutting down: wake every waiter now; long-polls return at once from here on."""
+        self.closing = True
+        self.notify(list(self._waiters))
 
     def notify(self, queues: Iterable[str]) -> None:
         """Wake every waiter of each queue."""

@@ -73,7 +73,7 @@ class QueueWorker:
                     )
                 )
                 remaining = give_up - loop.time()
-                if claimed or remaining <= 0:
+                if claimed or remaining <= 0 or self.ctx.notifier.closing:
                     break
                 await asyncio.wait([waiter], timeout=remaining)
             finally:

@@ -148,6 +148,7 @@ class TCLocalServer:
             app,
             handler_cancellation=True,
             auto_decompress=False,
+            shutdown_timeout=5.0,
             access_log=access_logger if cfg.access_log else None,
         )
         await self._runner.setup()
@@ -164,7 +165,13 @@ class TCLocalServer:
         self._reaper.start()
 
     async def stop(self) -> None:
-        """Stop listening, stop the reaper, close the database (in that order)."""
+        """Stop listening, stop the reaper, close the database (in that order).
+
+        Waiting claimWork long-polls are answered (empty) first, so stopping does not wait
+        for them to time out.
+        """
+        if self.ctx is not None:
+            self.ctx.notifier.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -6,6 +6,7 @@ tests poll the task status until the reaper has acted (with a deadline).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -135,3 +136,23 @@ def test_artifacts_after_exception_only_within_the_grace_period(tmp_path: Path) 
         with pytest.raises(TaskclusterRestFailure) as err:
             queue.createArtifact(task_id, 0, "public/logs/live_backing.log", request)
         assert err.value.status_code == 409
+
+
+async def test_stop_answers_waiting_long_polls(tmp_path: Path) -> None:
+    """Stopping does not wait for claimWork long-polls to time out: they get an empty answer."""
+    async with aiohttp.ClientSession() as session:
+        with running_tclocal(tmp_path, claim_work_wait=60.0) as service:
+            queue = taskcluster.aio.Queue({**service.options(), "maxRetries": 0}, session=session)
+            worker_type = unique_worker_type()
+            claim = asyncio.create_task(
+                queue.claimWork(f"tc-local/{worker_type}", {"workerGroup": "g", "workerId": "w", "tasks": 1})
+            )
+            ctx = service.server.ctx
+            assert ctx is not None
+
+            async def waiting() -> int:
+                return ctx.notifier.waiting(f"tc-local/{worker_type}")
+
+            await wait_for(waiting, lambda n: n == 1)
+        # The service has stopped (the with block joined its thread) well before 60 s.
+        assert await asyncio.wait_for(claim, 10) == {"tasks": []}
