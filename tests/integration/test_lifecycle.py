@@ -236,3 +236,75 @@ async def test_a_feature_can_stop_the_worker(gw: GW):
     worker = Worker(config, [*build_features(config), _ClaimGate(0, stop=True)], state_dir=gw.tmp)
     assert await worker.run() == ExitCode.INTERNAL_ERROR
     assert await run_state(gw, task_id) == "pending"  # never claimed
+
+
+def fake_machine_command(tmp: Path) -> tuple[Path, Path]:
+    """`shutdown` is an outside system we must not run: a stand-in records its arguments."""
+    record = tmp / "shutdown-called.txt"
+    script = tmp / "fake-shutdown"
+    script.write_text(f'#!/bin/sh\necho "$@" > {record}\n')
+    script.chmod(0o755)
+    return script, record
+
+
+async def test_idle_timeout_runs_the_shutdown_command_when_configured(gw: GW):
+    script, record = fake_machine_command(gw.tmp)
+    code = await gw.run(
+        idleTimeoutSecs=1,
+        numberOfTasksToRun=0,
+        shutdownMachineOnIdle=True,
+        shutdownCommand=f"{script} now please",
+    )
+    assert code == ExitCode.IDLE_TIMEOUT
+    assert record.read_text() == "now please\n"
+
+
+async def test_idle_timeout_without_shutdown_flag_leaves_the_machine_alone(gw: GW):
+    script, record = fake_machine_command(gw.tmp)
+    assert (
+        await gw.run(idleTimeoutSecs=1, numberOfTasksToRun=0, shutdownCommand=str(script))
+        == ExitCode.IDLE_TIMEOUT
+    )
+    assert not record.exists()
+
+
+async def test_internal_error_runs_the_shutdown_command_when_configured(gw: GW):
+    script, record = fake_machine_command(gw.tmp)
+    config = gw.config(shutdownMachineOnInternalError=True, shutdownCommand=str(script))
+    worker = Worker(config, [*build_features(config), _ClaimGate(0, stop=True)], state_dir=gw.tmp)
+    assert await worker.run() == ExitCode.INTERNAL_ERROR
+    assert record.exists()
+
+
+async def test_worker_log_is_useful_and_never_shows_secrets(gw: GW):
+    task_id = await gw.submit(
+        {
+            "command": [["echo", "hi"]],
+            "maxRunTime": 30,
+            "artifacts": [{"type": "file", "path": "missing.txt", "optional": True}],
+        }
+    )
+    # (a certificate is masked the same way, see tests/unit/test_config.py; a fake one would not authenticate)
+    config = gw.write_config(gw.tmp / "gw.json", livelogSecret="livelog-s3cret")
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT),
+        "run",
+        "--config",
+        str(config),
+        cwd=gw.tmp,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    text = stdout.decode() + stderr.decode()
+    for secret in (gw.raw_config["accessToken"], "livelog-s3cret"):
+        assert secret not in text
+    assert "accessToken='*************'" in text
+    for line in (
+        f"Claimed task {task_id} run 0",
+        f"task {task_id}: starting feature Command Executor",
+        f'task {task_id}: executing command 0: ["echo", "hi"]',
+        f"task {task_id}: artifact public/logs/live_backing.log uploaded",
+        f"task {task_id} run 0 resolved as",
+    ):
+        assert line in text, line

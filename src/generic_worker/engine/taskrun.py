@@ -159,11 +159,30 @@ class TaskRun:
 
     async def publish(self, artifact: Artifact) -> TaskError | None:
         """Upload one artifact; the caller decides what an error means for the task."""
-        return await self.artifacts.upload(artifact)
+        error = await self.artifacts.upload(artifact)
+        self._log_upload(artifact, error)
+        return error
 
     async def publish_all(self, artifacts: Sequence[Artifact]) -> list[TaskError]:
         """Upload several artifacts in parallel (bounded); errors in input order."""
-        return await self.artifacts.upload_all(artifacts)
+        errors = await self.artifacts.upload_all(artifacts)
+        uploaded = {a.name for a in self.artifacts.uploaded}
+        for artifact in artifacts:
+            state = "uploaded" if artifact.name in uploaded else "not uploaded"
+            log.info(
+                "task %s: artifact %s %s (%s)", self.task_id, artifact.name, state, type(artifact).__name__
+            )
+        return errors
+
+    def _log_upload(self, artifact: Artifact, error: TaskError | None) -> None:
+        kind = type(artifact).__name__
+        if error is None:
+            log.info("task %s: artifact %s uploaded (%s)", self.task_id, artifact.name, kind)
+        else:
+            why = error.message.split("\n", 1)[0]
+            log.warning(
+                "task %s: artifact %s (%s): %s: %s", self.task_id, artifact.name, kind, error.resolution, why
+            )
 
     # ---- the lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -214,7 +233,7 @@ class TaskRun:
             return error
         # Ordering: stop is registered before start is awaited, so it runs after a failed start.
         stack.push_async_callback(self._stop_isolated, feature.name, task_feature)
-        log.debug("task %s: starting feature %s", self.task_id, feature.name)
+        log.info("task %s: starting feature %s", self.task_id, feature.name)
         return await self._start_isolated(feature.name, task_feature)
 
     async def _start_isolated(self, name: str, task_feature: TaskFeature) -> TaskError | None:

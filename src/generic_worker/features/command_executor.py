@@ -9,6 +9,8 @@ every process the task left behind, before artifacts are uploaded.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Sequence
 
@@ -17,6 +19,8 @@ from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors, TaskError
 from generic_worker.payload.model import as_payload, retry_exit_codes
 from generic_worker.process import Command
+
+log = logging.getLogger(__name__)
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_/:=\-']+$")
 
@@ -60,6 +64,7 @@ class _Executor(TaskFeatureBase):
             if task.aborted:
                 return
             task.log.info(f"Executing command {index}: {shell_join(argv)}")
+            log.info("task %s: executing command %d: %s", task.task_id, index, json.dumps(argv))
             command = Command(argv=tuple(argv), cwd=task.task_dir, env=task.environment())
             result = await task.processes.run(command)
             if task.aborted:
@@ -67,6 +72,13 @@ class _Executor(TaskFeatureBase):
             if result.start_error is not None:
                 raise TaskError.failure(f"Command {index} could not start: {result.start_error}")
             code = result.exit_code if result.exit_code is not None else -1
+            log.info(
+                "task %s: command %d: %s after %.3fs",
+                task.task_id,
+                index,
+                result.describe(),
+                result.wall_time,
+            )
             task.log.info(f"Exit Code: {code}")
             task.last_exit_code = code
             if code == 0:
