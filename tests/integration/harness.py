@@ -31,6 +31,8 @@ def worker_scopes(worker_type: str) -> list[str]:
         "queue:status:*",
         "queue:get-task:*",
         f"purge-cache:purge-requests:{PROVISIONER}/{worker_type}",
+        # What tc-local (as upstream) checks for purgeRequests: note the double colon.
+        f"purge-cache:purge-requests::{PROVISIONER}/{worker_type}",
     ]
 
 

@@ -11,6 +11,7 @@ from generic_worker.features.backing_log import BackingLogFeature
 from generic_worker.features.chain_of_trust import ChainOfTrustFeature
 from generic_worker.features.command_executor import CommandExecutorFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
+from generic_worker.features.mounts import MountsFeature
 from generic_worker.features.os_groups import OSGroupsFeature
 from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
 from generic_worker.features.payload_validator import PayloadValidatorFeature
@@ -29,6 +30,10 @@ def build_features(config: Config) -> list[Feature]:
         PayloadValidatorFeature(),
         UnsupportedFeature(),
         OSGroupsFeature(),
+        # After the live log and the proxy (its downloads show live), before chain of trust and
+        # payload artifacts: caches are unmounted (moved back or purged) only after the
+        # artifacts in them were uploaded. Before the commands, whose exit code decides purges.
+        MountsFeature(),
         # Before payload artifacts, so its stop runs after them and can hash them.
         ChainOfTrustFeature(),
         PayloadArtifactsFeature(),

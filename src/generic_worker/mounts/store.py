@@ -1,0 +1,72 @@
+"""Pieces both caches share: serialised state saves, generated entry names, and deleting entries.
+
+Entries (cache directories, downloads) are named with fresh slugids, so at start-up anything in
+`cachesDir` / `downloadsDir` that looks like one but is not in the index is ours and orphaned (a
+worker killed mid-download, or between deleting an entry and its files) and can be deleted;
+anything else there is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from generic_worker.mounts.statefile import write_json_atomically
+
+_GENERATED = re.compile(r"^[A-Za-z0-9_-]{22}$")
+
+
+def is_generated_name(name: str) -> bool:
+    """True for names this package gives entries (slugids)."""
+    return bool(_GENERATED.match(name))
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, link or directory tree; gone already is fine (blocking).
+
+    Directories a task made read-only are made writable first, so a cache a task locked down can
+    still be evicted (the task ran as this user, or the worker is root).
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        path.unlink(missing_ok=True)
+        return
+
+    def retry_writable(function: Callable[..., Any], failed: str, _exc: object) -> None:
+        if function is os.rmdir or function is os.unlink:  # its directory is not writable
+            parent = os.path.dirname(failed)
+            os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+            function(failed)
+        else:  # the directory itself could not be opened or listed
+            os.chmod(failed, os.stat(failed).st_mode | stat.S_IRWXU)
+            shutil.rmtree(failed, onerror=_give_up)
+
+    shutil.rmtree(path, onerror=retry_writable)
+
+
+def _give_up(_function: Callable[..., Any], failed: str, exc_info: Any) -> None:
+    error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    raise error if isinstance(error, BaseException) else OSError(f"cannot delete {failed}")
+
+
+class StateWriter:
+    """Saves one state file from a snapshot function; saves never interleave, the last one wins."""
+
+    def __init__(self, path: Path, snapshot: Callable[[], Any]) -> None:
+        self.path = path
+        self._snapshot = snapshot
+        self._lock = asyncio.Lock()
+
+    async def save(self) -> None:
+        """Write the current snapshot atomically (taken under the lock, so in call order)."""
+        async with self._lock:
+            await asyncio.to_thread(write_json_atomically, self.path, self._snapshot())
