@@ -46,19 +46,30 @@ def run_target(config_file: Path, *, configure_for_aws: bool, with_worker_runner
     if isinstance(loaded, ExitCode):
         return loaded
     config = loaded
-    problems = unsupported_modes(config, configure_for_aws, with_worker_runner)
+    problems = unsupported_modes(config, configure_for_aws)
     if problems:
         log.error("%s", ConfigInvalidError(str(config_file), problems))
         return ExitCode.INVALID_CONFIG
     log.info("Config: %r", config)
+    return asyncio.run(_run_worker(config, with_worker_runner))
+
+
+async def _run_worker(config: Config, with_worker_runner: bool) -> ExitCode:
     from generic_worker.engine.worker import Worker  # noqa: PLC0415 - keeps `--help` fast
     from generic_worker.features import build_features  # noqa: PLC0415
+    from generic_worker.workerproto import RunnerLink, RunnerLogHandler  # noqa: PLC0415
 
-    worker = Worker(config, build_features(config), state_dir=Path.cwd())
-    return asyncio.run(worker.run())
+    runner = None
+    if with_worker_runner:
+        # stdout belongs to the protocol; log lines go through it once `log` is agreed.
+        runner = RunnerLink()
+        root = logging.getLogger()
+        root.handlers[:] = [RunnerLogHandler(runner, root.handlers[0])]
+    worker = Worker(config, build_features(config), state_dir=Path.cwd(), runner=runner)
+    return await worker.run()
 
 
-def unsupported_modes(config: Config, configure_for_aws: bool, with_worker_runner: bool) -> list[str]:
+def unsupported_modes(config: Config, configure_for_aws: bool) -> list[str]:
     """Modes this release cannot run in yet, as config problems (exit 73)."""
     problems = []
     if config.multiuser:
@@ -67,6 +78,4 @@ def unsupported_modes(config: Config, configure_for_aws: bool, with_worker_runne
         )
     if configure_for_aws:
         problems.append("--configure-for-aws is not available in this release")
-    if with_worker_runner:
-        problems.append("--with-worker-runner is not available in this release")
     return problems

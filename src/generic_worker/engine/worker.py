@@ -27,8 +27,9 @@ from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import TaskError
 from generic_worker.exitcodes import ExitCode
 from generic_worker.process import enable_subreaper, reap_orphans
-from generic_worker.tc import TC_ERRORS, ServiceFactory
+from generic_worker.tc import TC_ERRORS, Credentials, ServiceFactory
 from generic_worker.tc.failures import describe
+from generic_worker.workerproto import RunnerLink
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Worker:
         *,
         state_dir: Path | None = None,
         claim_retry_delay: float = CLAIM_BLOCKED_RETRY,
+        runner: RunnerLink | None = None,
     ) -> None:
         self.config = config
         self.features = list(features)
@@ -76,6 +78,8 @@ class Worker:
         self._crash: BaseException | None = None
         self._exit_requested: ExitCode | None = None
         self._claim_retry_delay = claim_retry_delay
+        self.runner = runner
+        self._finish_then_shutdown = False  # worker-runner graceful-termination with finish-tasks
         self._task_done = asyncio.Event()
 
     @property
@@ -102,14 +106,62 @@ class Worker:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, self.request_interrupt)
         loop.add_signal_handler(signal.SIGTERM, self.request_termination)
+        if self.runner is not None:
+            self._listen_to_runner(self.runner)
+            await self.runner.start()
         try:
             code = await self._run()
         finally:
+            if self.runner is not None:
+                await self.runner.close()
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)
             await self._close()
         await self._after_exit(code)
         return code
+
+    def _listen_to_runner(self, runner: RunnerLink) -> None:
+        def graceful(message: dict[str, Any]) -> None:
+            if message.get("finish-tasks"):
+                log.info("worker-runner: graceful termination, finishing running tasks")
+                self._finish_then_shutdown = True
+                self._interrupt.set()
+            else:
+                log.info("worker-runner: graceful termination without finishing tasks")
+                self.request_termination()
+
+        def new_credentials(message: dict[str, Any]) -> None:
+            credentials: Credentials = {
+                "clientId": message["client-id"],
+                "accessToken": message["access-token"],
+            }
+            if message.get("certificate"):
+                credentials["certificate"] = message["certificate"]
+            self.services.worker_credentials = credentials
+            log.info("worker-runner: new worker credentials for %s", message["client-id"])
+
+        runner.on("graceful-termination", graceful)
+        runner.on("new-credentials", new_credentials)
+
+    async def _worker_manager_says_terminate(self) -> bool | None:
+        """Under worker-runner, ask worker-manager whether this worker should stop (exit 70).
+
+        None when there is no answer (not under worker-runner, or the call failed).
+        """
+        if self.runner is None:
+            return None
+        c = self.config
+        try:
+            answer = await self.services.client("worker-manager", max_retries=2).shouldWorkerTerminate(
+                c.task_queue_id, c.worker_group, c.worker_id
+            )
+        except TC_ERRORS as e:
+            log.debug("shouldWorkerTerminate failed: %s", describe(e))
+            return None
+        if answer.get("terminate"):
+            log.info("worker-manager says terminate: %s", answer.get("reason", ""))
+            return True
+        return False
 
     async def _run(self) -> ExitCode:
         if enable_subreaper():
@@ -126,7 +178,11 @@ class Worker:
         try:
             return await self._loop()
         except Exception as e:  # noqa: BLE001 - the crash boundary: resolve tasks, exit 69
-            log.error("worker crashed:\n%s", "".join(traceback.format_exception(e)))
+            trace = "".join(traceback.format_exception(e))
+            log.error("worker crashed:\n%s", trace)
+            if self.runner is not None:
+                extra = {"workerGroup": self.config.worker_group, "workerId": self.config.worker_id}
+                self.runner.report_error(trace, extra)
             await self._crash_running_tasks(e)
             return ExitCode.INTERNAL_ERROR
 
@@ -151,7 +207,9 @@ class Worker:
             if claims or self.running:
                 idle.reset()
             elif idle.expired():
-                return ExitCode.IDLE_TIMEOUT
+                if await self._worker_manager_says_terminate() is not False:
+                    return ExitCode.IDLE_TIMEOUT
+                idle.reset()  # worker-manager wants this worker kept: idle on
 
     async def _ready_to_claim(self) -> bool:
         ready = True
@@ -172,7 +230,11 @@ class Worker:
             return self._exit_requested
         if self._terminate.is_set() or self._interrupt.is_set():
             await self._wait_all()
-            return ExitCode.WORKER_SHUTDOWN if self._terminate.is_set() else ExitCode.WORKER_STOPPED
+            shutdown = self._terminate.is_set() or self._finish_then_shutdown
+            return ExitCode.WORKER_SHUTDOWN if shutdown else ExitCode.WORKER_STOPPED
+        if await self._worker_manager_says_terminate():
+            await self._wait_all()
+            return ExitCode.NONCURRENT_DEPLOYMENT_ID
         limit = self.config.number_of_tasks_to_run
         if limit and self.tasks_resolved >= limit:
             log.info("Completed all task(s) (number of tasks to run = %d)", limit)
@@ -296,13 +358,18 @@ class Worker:
 
     async def _after_exit(self, code: ExitCode) -> None:
         if code is ExitCode.IDLE_TIMEOUT and self.config.shutdown_machine_on_idle:
-            await run_machine_command(self.config.shutdown_command, "generic-worker idle timeout")
+            await self._shut_down("generic-worker idle timeout")
         elif code is ExitCode.INTERNAL_ERROR and self.config.shutdown_machine_on_internal_error:
-            await run_machine_command(self.config.shutdown_command, "generic-worker internal error")
+            await self._shut_down("generic-worker internal error")
         elif code is ExitCode.NONCURRENT_DEPLOYMENT_ID:
-            await run_machine_command(
-                self.config.shutdown_command, "generic-worker deploymentId is not latest"
-            )
+            await self._shut_down("generic-worker was told to terminate")
+
+    async def _shut_down(self, cause: str) -> None:
+        """Ask worker-runner to remove the worker when it can, else run `shutdownCommand`."""
+        if self.runner is not None and self.runner.request_shutdown():
+            log.info("asked worker-runner to shut down (%s)", cause)
+            return
+        await run_machine_command(self.config.shutdown_command, cause)
 
 
 class _IdleClock:
