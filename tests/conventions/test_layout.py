@@ -151,3 +151,14 @@ def test_only_cli_and_worker_boundary_check_platform():
         if re.search(r"sys\.platform|os\.name\b", p.read_text()) and "process" not in p.relative_to(GW).parts
     ]
     assert offenders == []
+
+
+def test_readme_documents_every_config_key_and_exit_code():
+    from generic_worker.config import config_keys
+    from generic_worker.exitcodes import ExitCode
+
+    readme = (ROOT / "README.md").read_text()
+    for info in config_keys():
+        assert f"| `{info.key}` | `{info.default_text()}` |" in readme, info.key
+    for code in ExitCode:
+        assert f"\n| {int(code)} | " in readme, code

@@ -237,3 +237,53 @@ async def test_nothing_leaks_between_tasks(gw: GW):
     await gw.run(numberOfTasksToRun=2)
     assert await gw.resolution(second) == "completed/completed"
     assert "ONLY_FIRST" not in os.environ
+
+
+async def test_resource_monitor_logs_memory_summary(gw: GW):
+    task_id = await gw.submit({"command": [["echo", "hi"]], "maxRunTime": 30})
+    await gw.run()
+    log = await gw.log(task_id)
+    for label in (
+        "Average Available System Memory: ",
+        "Average System Memory Used: ",
+        "Peak System Memory Used: ",
+        "Total System Memory: ",
+    ):
+        assert re.search(rf"\] {label}\d+\.\d\dMiB\n", log), label
+
+
+async def test_resource_monitor_can_be_switched_off(gw: GW):
+    task_id = await gw.submit(
+        {"command": [["echo", "hi"]], "maxRunTime": 30, "features": {"resourceMonitor": False}}
+    )
+    await gw.run()
+    assert "Peak System Memory Used" not in await gw.log(task_id)
+
+
+async def test_oom_protection_aborts_a_task_under_memory_pressure(gw: GW):
+    # Thresholds that any machine meets: every sample counts as pressure.
+    pressure = {
+        "maxMemoryUsagePercent": 0,
+        "minAvailableMemoryBytes": 1 << 60,
+        "allowedHighMemoryDurationSecs": 1,
+    }
+    task_id = await gw.submit({"command": [["sleep", "30"], ["echo", "never"]], "maxRunTime": 60})
+    started = time.monotonic()
+    await gw.run(**pressure)
+    assert time.monotonic() - started < 20
+    assert await gw.resolution(task_id) == "failed/failed"
+    log = await gw.log(task_id)
+    assert "has been too high for 1s" in log and "aborting the task" in log
+    assert "never" not in log
+
+
+async def test_disabled_oom_protection_only_warns(gw: GW):
+    pressure = {
+        "maxMemoryUsagePercent": 0,
+        "minAvailableMemoryBytes": 1 << 60,
+        "allowedHighMemoryDurationSecs": 0,
+    }
+    task_id = await gw.submit({"command": [["sleep", "1"]], "maxRunTime": 60})
+    await gw.run(disableOOMProtection=True, **pressure)
+    assert await gw.resolution(task_id) == "completed/completed"
+    assert "not aborting since disableOOMProtection is set" in await gw.log(task_id)

@@ -61,6 +61,10 @@ SEED_DEFAULTS = {
     "rebootCommand": "shutdown -r now",
     "metadataBaseURL": "http://169.254.169.254",
     "taskStatusPollIntervalSecs": 10,
+    "allowedHighMemoryDurationSecs": 5,
+    "maxMemoryUsagePercent": 90,
+    "minAvailableMemoryBytes": 524288000,
+    "disableOOMProtection": False,
     "queueBaseURL": "",
     "authBaseURL": "",
     "purgeCacheBaseURL": "",
@@ -171,6 +175,7 @@ def test_unknown_key():
             "\"workerId\": must be 1-38 characters of a-z A-Z 0-9 _ -, got 'has space'",
         ),
         ("capacity", 0, '"capacity": must be at least 1'),
+        ("maxMemoryUsagePercent", 101, '"maxMemoryUsagePercent": must be at most 100'),
         ("clientId", None, '"clientId": must be a string, got null'),
     ],
 )

@@ -207,6 +207,8 @@ def cross_checks(config: Config) -> list[str]:
         problems.append('"capacity": must be at least 1')
     if config.max_task_run_time < 1:
         problems.append('"maxTaskRunTime": must be at least 1')
+    if config.max_memory_usage_percent > 100:
+        problems.append('"maxMemoryUsagePercent": must be at most 100')
     if config.task_status_poll_interval_secs < 1:
         problems.append('"taskStatusPollIntervalSecs": must be at least 1')
     if bool(config.livelog_certificate) != bool(config.livelog_key):

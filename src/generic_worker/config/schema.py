@@ -72,6 +72,12 @@ class Config:
     access_token: str = _key(
         "accessToken", "", "Taskcluster access token of the worker's client", S, secret=True
     )
+    allowed_high_memory_duration_secs: int = _key(
+        "allowedHighMemoryDurationSecs",
+        5,
+        "Resource monitor: seconds memory may stay too high before abort",
+        U,
+    )
     auth_base_url: str = _key(
         "authBaseURL", "", "Auth service base URL (legacy; overrides rootURL for auth)", Kind.URL
     )
@@ -94,6 +100,9 @@ class Config:
         B,
     )
     deployment_id: str = _key("deploymentId", "", "Deployment id (with --configure-for-aws)", S)
+    disable_oom_protection: bool = _key(
+        "disableOOMProtection", False, "Resource monitor: only warn, never abort, on low memory", B
+    )
     disable_reboots: bool = _key("disableReboots", False, "Never reboot (reboots never happen on Linux)", B)
     downloads_dir: str = _key("downloadsDir", "downloads", "Where mount downloads are cached", S)
     ed25519_signing_key_location: str = _key(
@@ -130,6 +139,9 @@ class Config:
         S,
         secret=True,
     )
+    max_memory_usage_percent: int = _key(
+        "maxMemoryUsagePercent", 90, "Resource monitor: memory use (percent) considered too high", U
+    )
     max_task_run_time: int = _key(
         "maxTaskRunTime", 86400, "Largest maxRunTime a task may ask for (seconds)", U
     )
@@ -138,6 +150,9 @@ class Config:
         "http://169.254.169.254",
         "EC2 metadata service (--configure-for-aws)",
         Kind.URL,
+    )
+    min_available_memory_bytes: int = _key(
+        "minAvailableMemoryBytes", 524288000, "Resource monitor: available memory considered too low", U
     )
     number_of_tasks_to_run: int = _key(
         "numberOfTasksToRun", 0, "Exit (0) after this many tasks; 0 = never", U
