@@ -92,6 +92,16 @@ class BlobStore:
         meta = {"contentType": content_type, "contentLength": len(data)}
         await asyncio.to_thread(self._write_all, key, data, meta)
 
+    def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            for path in self._paths(key):
+                path.unlink(missing_ok=True)
+
+    async def delete(self, keys: list[str]) -> None:
+        """Delete the bodies (and stored headers) of the given blobs, if present."""
+        if keys:
+            await asyncio.to_thread(self._delete, keys)
+
     def _read_meta(self, key: str) -> dict[str, Any] | None:
         data_path, meta_path = self._paths(key)
         try:

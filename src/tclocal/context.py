@@ -26,6 +26,7 @@ class Settings:
     artifact_grace_after_exception: float = 25 * 60.0
     hawk_skew: float = 60.0
     blob_url_lifetime: float = 45 * 60.0
+    expiry_interval: float = 3600.0
 
 
 class WorkNotifier:

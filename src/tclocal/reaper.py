@@ -3,6 +3,7 @@
 It sleeps until the earliest `takenUntil` or `deadline` in the database (at most
 `reaper_interval`), and is poked awake when a new, earlier due time appears (a short-deadline
 task, a claim under a short claim timeout), so expiry happens on time without polling fast.
+Every `expiry_interval` (and at start) it also deletes expired data (see `expiry`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import math
 import sqlite3
 
-from tclocal import queue_store
+from tclocal import expiry, queue_store
 from tclocal.context import Context
 from tclocal.queue_store import Effects
 from tclocal.timestamps import now
@@ -30,6 +31,7 @@ class Reaper:
         self._wake = asyncio.Event()
         self._planned = math.inf
         self._task: asyncio.Task[None] | None = None
+        self._next_expiry = 0.0
 
     def poke(self, due: float) -> None:
         """Something falls due at `due`; wake up early if that is before the planned wake-up."""
@@ -50,15 +52,25 @@ class Reaper:
         self.ctx.notifier.notify(effects.pending_queues)
         return due
 
+    async def expire_data(self) -> None:
+        """Delete expired rows, then the blobs they pointed to."""
+        current = now()
+        keys = await self.ctx.db.run(lambda conn: expiry.expire(conn, current))
+        await self.ctx.blobs.delete(keys)
+
     async def _loop(self) -> None:
         interval = self.ctx.settings.reaper_interval
         while True:
             try:
                 due = await self.sweep()
-            except Exception:
+                if now() >= self._next_expiry:
+                    self._next_expiry = now() + self.ctx.settings.expiry_interval
+                    await self.expire_data()
+            except Exception:  # a failed sweep is retried on the next round
                 log.exception("reaper sweep failed")
                 due = None
-            wait = interval if due is None else min(interval, max(MIN_WAIT, due - now()))
+            due = self._next_expiry if due is None else min(due, self._next_expiry)
+            wait = min(interval, max(MIN_WAIT, due - now()))
             self._planned = now() + wait
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -114,8 +114,8 @@ def running_tclocal(
     """Run tc-local on `host:port` (ephemeral by default) with state in `data_dir`.
 
     `extra` may set any other `Settings` field (reaper_interval, artifact_grace_after_exception,
-    hawk_skew, blob_url_lifetime) or `ServerConfig` field (root_access_token, clients_file,
-    access_log).
+    hawk_skew, blob_url_lifetime, expiry_interval) or `ServerConfig` field (root_access_token,
+    clients_file, access_log).
     """
     settings_extra, config_extra = _split_extra(extra)
     settings = Settings(claim_timeout=claim_timeout, claim_work_wait=claim_work_wait, **settings_extra)

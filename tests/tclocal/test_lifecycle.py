@@ -156,3 +156,33 @@ async def test_stop_answers_waiting_long_polls(tmp_path: Path) -> None:
             await wait_for(waiting, lambda n: n == 1)
         # The service has stopped (the with block joined its thread) well before 60 s.
         assert await asyncio.wait_for(claim, 10) == {"tasks": []}
+
+
+async def test_expired_tasks_artifacts_and_blobs_are_deleted(tmp_path: Path) -> None:
+    async with aiohttp.ClientSession() as session:
+        with running_tclocal(
+            tmp_path, claim_work_wait=0.5, reaper_interval=0.2, expiry_interval=0.2
+        ) as service:
+            queue = taskcluster.aio.Queue({**service.options(), "maxRetries": 0}, session=session)
+            worker_type = unique_worker_type()
+            task_id = slugid.nice()
+            task = service.make_task(workerType=worker_type, deadline=from_now(1), expires=from_now(2))
+            await queue.createTask(task_id, task)
+            await _claim(queue, worker_type)
+            request = {"storageType": "s3", "contentType": "text/plain", "expires": task["expires"]}
+            created = await queue.createArtifact(task_id, 0, "public/short-lived.txt", request)
+            async with session.put(created["putUrl"], data=b"x", headers={"Content-Type": "text/plain"}) as r:
+                assert r.status == 200
+            url = (await queue.getArtifact(task_id, 0, "public/short-lived.txt"))["url"]
+            await queue.reportCompleted(task_id, 0)
+
+            async def gone() -> int:
+                try:
+                    await queue.status(task_id)
+                except TaskclusterRestFailure as err:
+                    return int(err.status_code)
+                return 200
+
+            assert await wait_for(gone, lambda code: code == 404) == 404
+            async with session.get(url) as response:  # the signed URL is still valid; the body is not
+                assert response.status == 404
