@@ -100,20 +100,34 @@ def archive(entries: list[Entry], fmt: str) -> bytes:
     return data if fmt == "tar" else compress(data, fmt.removeprefix("tar."))
 
 
-def tar_bomb(size: int, fmt: str = "tar.zst") -> bytes:
-    """A compressed tar whose one file expands to `size` zero bytes (streamed, small memory)."""
-    out = io.BytesIO()
-    compressor = zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False)
-    info = tarfile.TarInfo("zeros.bin")
-    info.size = size
-    compressor.write(info.tobuf(format=tarfile.PAX_FORMAT))
+def _zero_stream(compressor: object, size: int) -> None:
     block = bytes(1 << 20)
     left = size
     while left:
         n = min(left, len(block))
-        compressor.write(block[:n])
+        compressor.write(block[:n])  # type: ignore[attr-defined]
         left -= n
-    compressor.write(bytes((512 - size % 512) % 512) + bytes(1024))
+
+
+def tar_bomb(*sizes: int) -> bytes:
+    """A tar.zst of files of zero bytes with the given sizes (built streaming: small memory)."""
+    out = io.BytesIO()
+    compressor = zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False)
+    for i, size in enumerate(sizes):
+        info = tarfile.TarInfo(f"zeros{i}.bin")
+        info.size = size
+        compressor.write(info.tobuf(format=tarfile.PAX_FORMAT))
+        _zero_stream(compressor, size)
+        compressor.write(bytes((512 - size % 512) % 512))
+    compressor.write(bytes(1024))
     compressor.close()
-    assert fmt == "tar.zst"
+    return out.getvalue()
+
+
+def zeros_zst(size: int) -> bytes:
+    """`size` zero bytes as one zstd frame (built streaming)."""
+    out = io.BytesIO()
+    compressor = zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False)
+    _zero_stream(compressor, size)
+    compressor.close()
     return out.getvalue()

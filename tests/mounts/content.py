@@ -42,7 +42,7 @@ async def publish_task(
 ) -> str:
     """A completed task with `artifacts` (name -> content); returns its taskId."""
     worker_type = unique_worker_type("dep")
-    task_id = slugid.nice()
+    task_id: str = slugid.nice()
     expires = to_tc(now() + timedelta(days=1))
     async with aiohttp.ClientSession() as session:
         queue = taskcluster.aio.Queue(tc.options(), session=session)

@@ -199,7 +199,8 @@ class Worker:
                     idle.reset()
                 continue
             if not await self._ready_to_claim():
-                await self._wait_for_change(max_wait=self._claim_retry_delay)
+                if self._exit_requested is None:  # a WorkerExit goes straight to the exit check
+                    await self._wait_for_change(max_wait=self._claim_retry_delay)
                 continue
             claims = await self._claim(min(want, MAX_CLAIM))
             for claim in claims:

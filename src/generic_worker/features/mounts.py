@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PURGE_RETRIES = 2
+"""Retries of the purgeRequests call (the client's default of 10 backs off for minutes)."""
+
 ABORTED_PURGE = (
     "[mounts] Purging caches since the task was aborted and may have left them in an inconsistent state"
 )
@@ -82,7 +85,10 @@ class MountsFeature(FeatureBase):
         await self.caches.load()
         await self.downloads.load()
         services = worker.services
-        self.purges = PurgeRequests(lambda: services.client("purge-cache"), config.task_queue_id)
+        # Few retries: a purge-cache outage only warns, and must not hold tasks up for minutes.
+        self.purges = PurgeRequests(
+            lambda: services.client("purge-cache", max_retries=PURGE_RETRIES), config.task_queue_id
+        )
 
     def is_enabled(self, task: TaskRun) -> bool:
         """`enableMounts`."""
