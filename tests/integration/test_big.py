@@ -3,6 +3,7 @@
 import asyncio
 import os
 import resource
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ async def test_one_gib_log_and_artifact_with_bounded_worker_memory(gw: GW):
     }
     task_id = await gw.submit(payload)
     config = gw.write_config(gw.tmp / "gw.json", cleanUpTaskDirs=True)
-    pid = os.posix_spawn(str(SCRIPT), [str(SCRIPT), "run", "--config", str(config)], os.environ)  # noqa: ASYNC221
+    # The worker's state files belong in its own directory (cwd), not in the test runner's.
+    pid = subprocess.Popen([str(SCRIPT), "run", "--config", str(config)], cwd=gw.tmp).pid
     # wait4 gives the worker's own peak RSS (its task processes are tiny `head`s).
     _, status, usage = await asyncio.to_thread(os.wait4, pid, 0)
     assert os.waitstatus_to_exitcode(status) == ExitCode.TASKS_COMPLETE
