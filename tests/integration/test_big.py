@@ -27,9 +27,10 @@ async def test_one_gib_log_and_artifact_with_bounded_worker_memory(gw: GW):
     task_id = await gw.submit(payload)
     config = gw.write_config(gw.tmp / "gw.json", cleanUpTaskDirs=True)
     # The worker's state files belong in its own directory (cwd), not in the test runner's.
-    pid = subprocess.Popen([str(SCRIPT), "run", "--config", str(config)], cwd=gw.tmp).pid
+    proc = subprocess.Popen([str(SCRIPT), "run", "--config", str(config)], cwd=gw.tmp)
     # wait4 gives the worker's own peak RSS (its task processes are tiny `head`s).
-    _, status, usage = await asyncio.to_thread(os.wait4, pid, 0)
+    _, status, usage = await asyncio.to_thread(os.wait4, proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     assert os.waitstatus_to_exitcode(status) == ExitCode.TASKS_COMPLETE
     peak_mib = usage.ru_maxrss / 1024  # KiB on Linux
     assert peak_mib < 100, f"worker peak RSS {peak_mib:.0f} MiB"
