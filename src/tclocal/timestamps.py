@@ -24,7 +24,7 @@ def parse_iso(text: str) -> float:
     A timestamp without an offset is taken as UTC, as JavaScript's `new Date()` does for the
     `...Z`-less forms Taskcluster clients sometimes send.
     """
-    dt = datetime.fromisoformat(text)
+    dt = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case `t` and `z`
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()

@@ -231,6 +231,8 @@ async def test_object_artifact_upload_finish_and_download(
     name = f"public/object-{size}.bin"
     created = await run.create(name, storageType="object", contentType="application/octet-stream")
     assert created["name"] == f"t/{run.task_id}/0/{name}"
+    retried = await run.create(name, storageType="object", contentType="application/octet-stream")
+    assert retried["uploadId"] == created["uploadId"]
     with pytest.raises(TaskclusterRestFailure) as err:  # not uploaded yet
         await run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": created["uploadId"]})
     assert err.value.status_code == 400
@@ -251,6 +253,9 @@ async def test_object_artifact_upload_finish_and_download(
     await run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": created["uploadId"]})  # idempotent
     buffer, _ = await downloadArtifactToBuf(taskId=run.task_id, name=name, queueService=queue)
     assert bytes(buffer) == data
+    with pytest.raises(TaskclusterRestFailure) as err:  # finished: no second upload
+        await run.create(name, storageType="object", contentType="application/octet-stream")
+    assert err.value.status_code == 409
     found = await queue.getArtifact(run.task_id, 0, name)
     async with session.get(found["url"]) as response:
         assert await response.read() == data
