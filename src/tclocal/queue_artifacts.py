@@ -74,7 +74,7 @@ def _compatible(original: sqlite3.Row, new: dict[str, Any]) -> bool:
         kind = new["storage_type"]
         if kind == "object":  # a retried create gets the same uploadId, until it is finished
             return not bool(original["present"])
-        return kind == "reference" or json.loads(original["details"]) == new["details"]
+        return bool(kind == "reference" or json.loads(original["details"]) == new["details"])
     return bool(original["storage_type"] == "reference" and new["storage_type"] == "link")
 
 
