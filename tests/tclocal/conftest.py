@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+import slugid
 import taskcluster.aio
 
 from tclocal.testing import RunningTCLocal, running_tclocal, unique_worker_type
@@ -87,6 +88,38 @@ async def wait_for(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool],
             raise AssertionError(f"condition not reached within {within}s; last value: {value!r}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def queue_id(worker_type: str) -> str:
+    """The task queue of `make_task(workerType=worker_type)`."""
+    return f"tc-local/{worker_type}"
+
+
+class ClaimedRun:
+    """A task created and claimed, with a queue client holding the run's temporary credentials."""
+
+    def __init__(self, task_id: str, claim: dict[str, Any], queue: Any) -> None:
+        self.task_id = task_id
+        self.claim = claim
+        self.queue = queue
+        self.expires: str = claim["task"]["expires"]
+
+    async def create(self, name: str, **request: Any) -> dict[str, Any]:
+        """createArtifact on run 0 (expiring with the task unless given)."""
+        result: dict[str, Any] = await self.queue.createArtifact(
+            self.task_id, 0, name, {"expires": self.expires, **request}
+        )
+        return result
+
+
+async def start_run(
+    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str, **task: Any
+) -> ClaimedRun:
+    """Create a task on the worker type's queue and claim it."""
+    task_id = slugid.nice()
+    await queue.createTask(task_id, tc.make_task(workerType=worker_type, **task))
+    claim = await claim_one(queue, queue_id(worker_type))
+    return ClaimedRun(task_id, claim, clients.make("queue", claim["credentials"]))
 
 
 async def claim_one(queue: Any, task_queue_id: str, worker: str = "w1") -> dict[str, Any]:

@@ -17,31 +17,12 @@ from taskcluster.exceptions import TaskclusterArtifactError, TaskclusterRestFail
 from tclocal.testing import RunningTCLocal
 from tclocal.timestamps import from_now
 
-from .conftest import Clients, claim_one
-
-
-class Run:
-    """A claimed run and a queue client holding its temporary credentials."""
-
-    def __init__(self, task_id: str, claim: dict[str, Any], queue: Any) -> None:
-        self.task_id = task_id
-        self.claim = claim
-        self.queue = queue
-        self.expires = claim["task"]["expires"]
-
-    async def create(self, name: str, **request: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await self.queue.createArtifact(
-            self.task_id, 0, name, {"expires": self.expires, **request}
-        )
-        return result
+from .conftest import ClaimedRun, Clients, start_run
 
 
 @pytest.fixture
-async def run(tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str) -> Run:
-    task_id = slugid.nice()
-    await queue.createTask(task_id, tc.make_task(workerType=worker_type))
-    claim = await claim_one(queue, f"tc-local/{worker_type}")
-    return Run(task_id, claim, clients.make("queue", claim["credentials"]))
+async def run(tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str) -> ClaimedRun:
+    return await start_run(tc, clients, queue, worker_type)
 
 
 async def put(session: aiohttp.ClientSession, url: str, body: bytes, **headers: str) -> None:
@@ -50,7 +31,7 @@ async def put(session: aiohttp.ClientSession, url: str, body: bytes, **headers: 
 
 
 async def test_s3_artifact_round_trip_keeps_headers(
-    run: Run, queue: Any, session: aiohttp.ClientSession
+    run: ClaimedRun, queue: Any, session: aiohttp.ClientSession
 ) -> None:
     body = gzip.compress(b"line one\nline two\n")
     created = await run.create(
@@ -79,7 +60,7 @@ async def test_s3_artifact_round_trip_keeps_headers(
     assert (await queue.latestArtifactInfo(run.task_id, "public/logs/live_backing.log")) == info
 
 
-async def test_blob_urls_are_method_bound_and_signed(run: Run, session: aiohttp.ClientSession) -> None:
+async def test_blob_urls_are_method_bound_and_signed(run: ClaimedRun, session: aiohttp.ClientSession) -> None:
     created = await run.create("public/x.bin", storageType="s3", contentType="application/octet-stream")
     url = created["putUrl"]
     async with session.get(url) as response:
@@ -89,7 +70,7 @@ async def test_blob_urls_are_method_bound_and_signed(run: Run, session: aiohttp.
 
 
 async def test_public_artifacts_are_anonymous_private_need_scopes(
-    tc: RunningTCLocal, run: Run, clients: Clients, session: aiohttp.ClientSession
+    tc: RunningTCLocal, run: ClaimedRun, clients: Clients, session: aiohttp.ClientSession
 ) -> None:
     for name in ("public/a.txt", "private/b.txt"):
         created = await run.create(name, storageType="s3", contentType="text/plain")
@@ -110,7 +91,7 @@ async def test_public_artifacts_are_anonymous_private_need_scopes(
     assert (await reader.getArtifact(run.task_id, 0, "private/b.txt"))["storageType"] == "s3"
 
 
-async def test_error_artifact_is_424(run: Run, queue: Any) -> None:
+async def test_error_artifact_is_424(run: ClaimedRun, queue: Any) -> None:
     await run.create(
         "public/missing.txt", storageType="error", reason="file-missing-on-worker", message="no such file"
     )
@@ -124,7 +105,9 @@ async def test_error_artifact_is_424(run: Run, queue: Any) -> None:
         await downloadArtifactToBuf(taskId=run.task_id, name="public/missing.txt", queueService=queue)
 
 
-async def test_reference_replaced_by_link(run: Run, queue: Any, session: aiohttp.ClientSession) -> None:
+async def test_reference_replaced_by_link(
+    run: ClaimedRun, queue: Any, session: aiohttp.ClientSession
+) -> None:
     await run.create(
         "public/logs/live.log",
         storageType="reference",
@@ -158,7 +141,7 @@ async def test_reference_replaced_by_link(run: Run, queue: Any, session: aiohttp
     assert err.value.status_code == 409
 
 
-async def test_link_cycles_are_refused(run: Run, queue: Any) -> None:
+async def test_link_cycles_are_refused(run: ClaimedRun, queue: Any) -> None:
     await run.create("public/l1", storageType="link", artifact="public/l2")
     await run.create("public/l2", storageType="link", artifact="public/l1")
     with pytest.raises(TaskclusterRestFailure) as err:
@@ -166,7 +149,7 @@ async def test_link_cycles_are_refused(run: Run, queue: Any) -> None:
     assert err.value.status_code == 400
 
 
-async def test_recreate_rules(run: Run) -> None:
+async def test_recreate_rules(run: ClaimedRun) -> None:
     first = await run.create("public/r.txt", storageType="s3", contentType="text/plain")
     second = await run.create("public/r.txt", storageType="s3", contentType="text/plain")
     assert first["storageType"] == second["storageType"] == "s3"
@@ -182,7 +165,7 @@ async def test_recreate_rules(run: Run) -> None:
         assert err.value.body["code"] == "RequestConflict"
 
 
-async def test_create_artifact_errors(run: Run, queue: Any, clients: Clients) -> None:
+async def test_create_artifact_errors(run: ClaimedRun, queue: Any, clients: Clients) -> None:
     with pytest.raises(TaskclusterRestFailure) as err:
         await run.create("public/bad", storageType="s3")  # no contentType
     assert err.value.status_code == 400 and err.value.body["code"] == "InputValidationError"
@@ -212,7 +195,7 @@ async def test_create_artifact_errors(run: Run, queue: Any, clients: Clients) ->
 
 
 async def test_names_with_slashes_spaces_and_percent(
-    run: Run, queue: Any, session: aiohttp.ClientSession
+    run: ClaimedRun, queue: Any, session: aiohttp.ClientSession
 ) -> None:
     name = "public/dir with space/odd%2Fname#1.txt"
     created = await run.create(name, storageType="s3", contentType="text/plain")
@@ -225,7 +208,7 @@ async def test_names_with_slashes_spaces_and_percent(
 
 @pytest.mark.parametrize("size", [100, 100_000])
 async def test_object_artifact_upload_finish_and_download(
-    tc: RunningTCLocal, run: Run, queue: Any, session: aiohttp.ClientSession, size: int
+    tc: RunningTCLocal, run: ClaimedRun, queue: Any, session: aiohttp.ClientSession, size: int
 ) -> None:
     data = os.urandom(size)
     name = f"public/object-{size}.bin"

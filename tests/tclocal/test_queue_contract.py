@@ -11,11 +11,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from tclocal.testing import RunningTCLocal
 from tclocal.timestamps import from_now
 
-from .conftest import Clients, claim_one
-
-
-def queue_id(worker_type: str) -> str:
-    return f"tc-local/{worker_type}"
+from .conftest import Clients, claim_one, queue_id, start_run
 
 
 async def test_ping_and_health(queue: Any) -> None:
@@ -184,23 +180,14 @@ async def test_cancel_pending_and_unscheduled_tasks(tc: RunningTCLocal, queue: A
 async def test_cancel_running_task_makes_worker_calls_conflict(
     tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
 ) -> None:
-    task_id = slugid.nice()
-    await queue.createTask(task_id, tc.make_task(workerType=worker_type))
-    claim = await claim_one(queue, queue_id(worker_type))
-    await queue.cancelTask(task_id)
-    as_task = clients.make("queue", claim["credentials"])
-    for call in (as_task.reclaimTask(task_id, 0), as_task.reportCompleted(task_id, 0)):
+    run = await start_run(tc, clients, queue, worker_type)
+    await queue.cancelTask(run.task_id)
+    for call in (run.queue.reclaimTask(run.task_id, 0), run.queue.reportCompleted(run.task_id, 0)):
         with pytest.raises(TaskclusterRestFailure) as err:
             await call
         assert err.value.status_code == 409
     # Logs may still be uploaded after cancellation.
-    expires = claim["task"]["expires"]
-    await as_task.createArtifact(
-        task_id,
-        0,
-        "public/logs/live_backing.log",
-        {"storageType": "s3", "contentType": "text/plain", "expires": expires},
-    )
+    await run.create("public/logs/live_backing.log", storageType="s3", contentType="text/plain")
 
 
 async def test_rerun_and_schedule(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:

@@ -15,7 +15,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from tclocal.testing import RunningTCLocal
 from tclocal.timestamps import from_now
 
-from .conftest import Clients, claim_one
+from .conftest import Clients, start_run
 
 
 async def test_object_service_data_inline_and_put_url(
@@ -167,29 +167,24 @@ async def test_completed_task_is_indexed_by_its_routes(
     tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str, session: aiohttp.ClientSession
 ) -> None:
     namespace = f"project.{worker_type.replace('-', '')}.latest"
-    task_id = slugid.nice()
-    task = tc.make_task(
-        workerType=worker_type,
+    run = await start_run(
+        tc,
+        clients,
+        queue,
+        worker_type,
         routes=[f"index.{namespace}", "other.route"],
         extra={"index": {"rank": 7, "data": {"rev": "abc"}}},
     )
-    await queue.createTask(task_id, task)
-    claim = await claim_one(queue, f"tc-local/{worker_type}")
+    task_id = run.task_id
     index = clients.make("index")
     with pytest.raises(TaskclusterRestFailure):
         await index.findTask(namespace)  # not indexed before completion
-    run_queue = clients.make("queue", claim["credentials"])
-    created = await run_queue.createArtifact(
-        task_id,
-        0,
-        "public/result.txt",
-        {"storageType": "s3", "contentType": "text/plain", "expires": task["expires"]},
-    )
+    created = await run.create("public/result.txt", storageType="s3", contentType="text/plain")
     async with session.put(
         created["putUrl"], data=b"result", headers={"Content-Type": "text/plain"}
     ) as response:
         assert response.status == 200
-    await run_queue.reportCompleted(task_id, 0)
+    await run.queue.reportCompleted(task_id, 0)
     found = await index.findTask(namespace)
     assert (found["taskId"], found["rank"], found["data"]) == (task_id, 7, {"rev": "abc"})
     sync_index = taskcluster.Index(tc.options())

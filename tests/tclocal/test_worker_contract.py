@@ -13,11 +13,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from tclocal.testing import RunningTCLocal
 from tclocal.timestamps import parse_iso
 
-from .conftest import Clients, claim_one, wait_for
-
-
-def queue_id(worker_type: str) -> str:
-    return f"tc-local/{worker_type}"
+from .conftest import Clients, claim_one, queue_id, start_run, wait_for
 
 
 async def test_claim_gives_run_scoped_temporary_credentials(
@@ -53,11 +49,9 @@ async def test_claim_gives_run_scoped_temporary_credentials(
 async def test_reclaim_extends_claim_and_renews_credentials(
     tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
 ) -> None:
-    task_id = slugid.nice()
-    await queue.createTask(task_id, tc.make_task(workerType=worker_type))
-    claim = await claim_one(queue, queue_id(worker_type))
-    as_task = clients.make("queue", claim["credentials"])
-    reclaimed = await as_task.reclaimTask(task_id, 0)
+    run = await start_run(tc, clients, queue, worker_type)
+    task_id, claim = run.task_id, run.claim
+    reclaimed = await run.queue.reclaimTask(task_id, 0)
     assert reclaimed["takenUntil"] >= claim["takenUntil"]
     assert reclaimed["credentials"]["certificate"] != claim["credentials"]["certificate"]
     assert reclaimed["status"]["runs"][0]["takenUntil"] == reclaimed["takenUntil"]
