@@ -30,7 +30,6 @@ def worker_scopes(worker_type: str) -> list[str]:
         f"queue:worker-id:{WORKER_GROUP}/{WORKER_ID}",
         "queue:status:*",
         "queue:get-task:*",
-        f"purge-cache:purge-requests:{PROVISIONER}/{worker_type}",
         # What tc-local (as upstream) checks for purgeRequests: note the double colon.
         f"purge-cache:purge-requests::{PROVISIONER}/{worker_type}",
     ]
