@@ -115,6 +115,45 @@ CREATE TABLE IF NOT EXISTS objects (
     hashes TEXT NOT NULL,
     finished INTEGER NOT NULL DEFAULT 0
 );
+
+CREATE TABLE IF NOT EXISTS worker_pools (
+    worker_pool_id TEXT PRIMARY KEY,
+    provider_id TEXT NOT NULL,
+    previous_provider_ids TEXT NOT NULL,
+    description TEXT NOT NULL,
+    config TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    email_on_error INTEGER NOT NULL,
+    created REAL NOT NULL,
+    last_modified REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS workers (
+    worker_pool_id TEXT NOT NULL,
+    worker_group TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    capacity INTEGER NOT NULL,
+    created REAL NOT NULL,
+    last_modified REAL NOT NULL,
+    expires REAL NOT NULL,
+    secret_hash TEXT NOT NULL,
+    terminate_reason TEXT,
+    PRIMARY KEY (worker_pool_id, worker_group, worker_id)
+);
+CREATE INDEX IF NOT EXISTS workers_expires ON workers (expires);
+
+CREATE TABLE IF NOT EXISTS worker_pool_errors (
+    error_id TEXT PRIMARY KEY,
+    worker_pool_id TEXT NOT NULL,
+    reported REAL NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    extra TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS worker_pool_errors_pool ON worker_pool_errors (worker_pool_id, reported);
 """
 
 

@@ -171,11 +171,19 @@ def _authenticate(call: Call) -> Identity:
 class Service:
     """The endpoints of one service (`/api/<name>/v1/...`) and how to dispatch to them."""
 
-    def __init__(self, name: str, endpoints: list[Endpoint], authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        name: str,
+        endpoints: list[Endpoint],
+        authenticator: Authenticator,
+        params: Mapping[str, re.Pattern[str]] | None = None,
+    ) -> None:
         self.name = name
         self.endpoints = endpoints
         self.authenticator = authenticator
         self.prefix = f"/api/{name}/v1"
+        # This service's own URL parameter patterns (upstream's per-service `params`).
+        self.params = {**PARAM_PATTERNS, **(params or {})}
 
     def match(self, method: str, raw_path: str) -> tuple[Endpoint, dict[str, str]] | None:
         """Find the endpoint for a method and raw path (below the service prefix)."""
@@ -203,7 +211,7 @@ class Service:
             call = Call(request, endpoint, params, None, self.authenticator, _full_url(request), raw_body)
             body = _parse_body(endpoint, raw_body)
             call.body = body
-            _check_params(params)
+            _check_params(params, self.params)
             if endpoint.auto_authorize:
                 call.authorize(**params)
             reply = await endpoint.handler(call)
@@ -240,9 +248,9 @@ def _parse_body(endpoint: Endpoint, raw: bytes) -> Any:
     return body
 
 
-def _check_params(params: dict[str, str]) -> None:
+def _check_params(params: dict[str, str], patterns: Mapping[str, re.Pattern[str]]) -> None:
     for name, value in params.items():
-        pattern = PARAM_PATTERNS.get(name)
+        pattern = patterns.get(name)
         if pattern is not None and not pattern.match(value):
             raise APIError(
                 "InvalidRequestArguments",

@@ -16,6 +16,8 @@ from tclocal.queue_artifacts import QueueArtifacts
 from tclocal.queue_tasks_api import QueueTasks
 from tclocal.queue_worker_api import QueueWorker
 from tclocal.secrets_api import SecretsService
+from tclocal.worker_manager_api import WorkerManagerService
+from tclocal.worker_manager_schemas import PARAMS as WORKER_MANAGER_PARAMS
 
 
 def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
@@ -33,8 +35,13 @@ def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
         "purge-cache": PurgeCacheService(ctx).endpoints(),
         "secrets": SecretsService(ctx).endpoints(),
         "index": IndexService(ctx).endpoints(),
+        "worker-manager": WorkerManagerService(ctx).endpoints(),
     }
-    return {name: Service(name, endpoints, ctx.authenticator) for name, endpoints in tables.items()}
+    params = {"worker-manager": WORKER_MANAGER_PARAMS}
+    return {
+        name: Service(name, endpoints, ctx.authenticator, params.get(name))
+        for name, endpoints in tables.items()
+    }
 
 
 def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application:

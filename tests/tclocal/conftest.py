@@ -25,6 +25,7 @@ CLIENTS = {
     "purge-cache": taskcluster.aio.PurgeCache,
     "secrets": taskcluster.aio.Secrets,
     "index": taskcluster.aio.Index,
+    "worker-manager": taskcluster.aio.WorkerManager,
 }
 
 

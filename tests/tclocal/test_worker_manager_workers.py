@@ -1,0 +1,270 @@
+"""worker-manager's worker interface, as worker-runner's static provider and the worker use it.
+
+registerWorker (anonymous, proven by the pool's `config.staticSecret`), the credentials it
+issues, reregisterWorker, worker/list, removeWorker and shouldWorkerTerminate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import slugid
+from taskcluster.exceptions import TaskclusterRestFailure
+
+from tclocal.testing import RunningTCLocal, unique_worker_type
+from tclocal.timestamps import from_now, parse_iso
+
+from .conftest import Clients
+
+LIFETIME = 3600
+
+
+def new_secret() -> str:
+    """A 44-character static secret, as upstream suggests (two slugids)."""
+    return str(slugid.nice() + slugid.nice())
+
+
+async def make_pool(clients: Clients, **config: Any) -> tuple[str, str]:
+    """Create a static pool of this test's own (as root); return its id and static secret."""
+    pool_id, secret = f"tc-local/{unique_worker_type()}", new_secret()
+    await clients.make("worker-manager").createWorkerPool(
+        pool_id,
+        {
+            "providerId": "static",
+            "description": "a test pool",
+            "config": {"staticSecret": secret, **config},
+            "owner": "tests@example.com",
+            "emailOnError": False,
+        },
+    )
+    return pool_id, secret
+
+
+async def register(
+    clients: Clients, pool_id: str, secret: str, worker_id: str = "w1", **overrides: Any
+) -> dict[str, Any]:
+    """registerWorker without credentials, as worker-runner does."""
+    request = {
+        "workerPoolId": pool_id,
+        "providerId": "static",
+        "workerGroup": "g1",
+        "workerId": worker_id,
+        "workerIdentityProof": {"staticSecret": secret},
+        **overrides,
+    }
+    result: dict[str, Any] = await clients.make("worker-manager", None).registerWorker(request)
+    return result
+
+
+async def refused(call: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """Await `call`, which must fail with `status` (and error `code`); return the error body."""
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await call
+    assert err.value.status_code == status, err.value.body
+    if code is not None:
+        assert err.value.body["code"] == code
+    body: dict[str, Any] = err.value.body
+    return body
+
+
+async def test_register_issues_worker_credentials_and_config(tc: RunningTCLocal, clients: Clients) -> None:
+    worker_config = {"genericWorker": {"config": {"idleTimeoutSecs": 5}}}
+    pool_id, secret = await make_pool(
+        clients, workerConfig=worker_config, lifecycle={"reregistrationTimeout": LIFETIME}
+    )
+    before = time.time()
+    registered = await register(clients, pool_id, secret, systemBootTime=from_now(-30))
+    assert registered["workerConfig"] == worker_config
+    assert parse_iso(registered["expires"]) == pytest.approx(before + LIFETIME, abs=60)
+    assert len(registered["secret"]) == 44 and registered["secret"] != secret
+    credentials = registered["credentials"]
+    assert credentials["clientId"] == f"worker/static/{pool_id}/g1/w1"
+    certificate = json.loads(credentials["certificate"])
+    assert certificate["expiry"] == pytest.approx(parse_iso(registered["expires"]) * 1000, abs=1)
+    worker = f"{pool_id}/g1/w1"
+    assert set(certificate["scopes"]) == {
+        f"assume:worker-type:{pool_id}",
+        f"assume:worker-pool:{pool_id}",
+        "assume:worker-id:g1/w1",
+        "queue:worker-id:g1/w1",
+        f"secrets:get:worker-type:{pool_id}",
+        f"secrets:get:worker-pool:{pool_id}",
+        f"queue:claim-work:{pool_id}",
+        f"worker-manager:remove-worker:{worker}",
+        f"worker-manager:reregister-worker:{worker}",
+        f"worker-manager:should-worker-terminate:{worker}",
+    }
+    # What worker-runner and the worker then do with them: read the pool's secret, claim work.
+    await clients.make("secrets").set(
+        f"worker-pool:{pool_id}", {"secret": {"config": {"x": 1}}, "expires": from_now(600)}
+    )
+    assert (await clients.make("secrets", {**credentials}).get(f"worker-pool:{pool_id}"))["secret"] == {
+        "config": {"x": 1}
+    }
+    queue = clients.make("queue")
+    provisioner, worker_type = pool_id.split("/")
+    await queue.createTask(slugid.nice(), tc.make_task(provisionerId=provisioner, workerType=worker_type))
+    claims = await clients.make("queue", {**credentials}).claimWork(
+        pool_id, {"workerGroup": "g1", "workerId": "w1", "tasks": 1}
+    )
+    assert len(claims["tasks"]) == 1
+    await refused(
+        clients.make("queue", {**credentials}).claimWork(
+            pool_id, {"workerGroup": "g1", "workerId": "someone-else", "tasks": 1}
+        ),
+        403,
+    )
+    manager = clients.make("worker-manager", {**credentials})
+    assert await manager.shouldWorkerTerminate(pool_id, "g1", "w1") == {"terminate": False, "reason": "none"}
+
+
+async def test_registered_worker_is_listed_and_counted(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    await register(clients, pool_id, secret, "w1")
+    await register(clients, pool_id, secret, "w2", workerGroup="g2")
+    manager = clients.make("worker-manager")
+    worker = await manager.worker(pool_id, "g1", "w1")
+    assert (worker["workerPoolId"], worker["providerId"], worker["state"], worker["capacity"]) == (
+        pool_id,
+        "static",
+        "running",
+        1,
+    )
+    assert parse_iso(worker["expires"]) > time.time()
+    listed = await manager.listWorkersForWorkerPool(pool_id)
+    assert [(w["workerGroup"], w["workerId"]) for w in listed["workers"]] == [("g1", "w1"), ("g2", "w2")]
+    first = await manager.listWorkersForWorkerPool(pool_id, query={"limit": 1})
+    rest = await manager.listWorkersForWorkerPool(
+        pool_id, query={"limit": 1, "continuationToken": first["continuationToken"]}
+    )
+    assert [w["workerId"] for w in first["workers"] + rest["workers"]] == ["w1", "w2"]
+    assert "continuationToken" not in rest
+    group = await manager.listWorkersForWorkerGroup(pool_id, "g2")
+    assert [w["workerId"] for w in group["workers"]] == ["w2"]
+    assert (await manager.listWorkersForWorkerPool(pool_id, query={"state": "stopping"}))["workers"] == []
+    assert (await manager.listWorkersForWorkerPool(pool_id, query={"launchConfigId": "lc"}))["workers"] == []
+    await refused(manager.listWorkersForWorkerPool(pool_id, query={"state": "sleeping"}), 400)
+    pool = await manager.workerPool(pool_id)
+    assert (pool["runningCount"], pool["runningCapacity"], pool["currentCapacity"]) == (2, 2, 2)
+    await refused(manager.worker(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
+    await refused(manager.listWorkersForWorkerPool(f"tc-local/{unique_worker_type()}"), 404)
+
+
+async def test_registration_needs_the_pools_static_secret(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    body = await refused(register(clients, pool_id, new_secret()), 400, "InputError")
+    assert "bad staticSecret" in body["message"]
+    await refused(register(clients, f"tc-local/{unique_worker_type()}", secret), 404, "ResourceNotFound")
+    await refused(register(clients, pool_id, secret, providerId="aws"), 400, "InputError")
+    google = register(clients, pool_id, secret, workerIdentityProof={"token": "jwt"})
+    await refused(google, 400, "InputError")
+    await refused(register(clients, pool_id, "short"), 400, "InputValidationError")
+    no_secret = f"tc-local/{unique_worker_type()}"
+    await clients.make("worker-manager").createWorkerPool(
+        no_secret,
+        {"providerId": "static", "description": "", "config": {}, "owner": "a@b.c", "emailOnError": False},
+    )
+    body = await refused(register(clients, no_secret, secret), 400, "InputError")
+    assert "staticSecret" in body["message"]
+    with pytest.raises(TaskclusterRestFailure):
+        await clients.make("worker-manager").worker(pool_id, "g1", "w1")  # nothing was registered
+
+
+async def test_reregister_rotates_secret_and_credentials(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients, lifecycle={"reregistrationTimeout": LIFETIME})
+    registered = await register(clients, pool_id, secret)
+    manager = clients.make("worker-manager", {**registered["credentials"]})
+    request = {"workerPoolId": pool_id, "workerGroup": "g1", "workerId": "w1", "secret": registered["secret"]}
+    renewed = await manager.reregisterWorker(request)
+    assert renewed["secret"] not in (registered["secret"], secret)
+    assert renewed["credentials"]["clientId"] == registered["credentials"]["clientId"]
+    assert renewed["credentials"]["accessToken"] != registered["credentials"]["accessToken"]
+    assert parse_iso(renewed["expires"]) >= parse_iso(registered["expires"])
+    await refused(manager.reregisterWorker(request), 400, "InputError")  # the old secret is spent
+    again = clients.make("worker-manager", {**renewed["credentials"]})
+    assert (await again.reregisterWorker({**request, "secret": renewed["secret"]}))["secret"]
+    other = await register(clients, pool_id, secret, "w2")
+    as_other = clients.make("worker-manager", {**other["credentials"]})
+    await refused(
+        as_other.reregisterWorker({**request, "secret": other["secret"]}), 403, "InsufficientScopes"
+    )
+
+
+async def test_removed_worker_is_told_to_terminate(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    registered = await register(clients, pool_id, secret)
+    manager = clients.make("worker-manager", {**registered["credentials"]})
+    await manager.removeWorker(pool_id, "g1", "w1")  # its own credentials allow it, as upstream
+    answer = await manager.shouldWorkerTerminate(pool_id, "g1", "w1")
+    assert answer["terminate"] is True and "removed" in answer["reason"]
+    root = clients.make("worker-manager")
+    assert (await root.worker(pool_id, "g1", "w1"))["state"] == "stopping"
+    stopping = await root.listWorkersForWorkerPool(pool_id, query={"state": "stopping"})
+    assert [w["workerId"] for w in stopping["workers"]] == ["w1"]
+    pool = await root.workerPool(pool_id)
+    assert (pool["stoppingCount"], pool["runningCount"], pool["currentCapacity"]) == (1, 0, 0)
+    await manager.removeWorker(pool_id, "g1", "w1")  # again: no change, no error
+    request = {"workerPoolId": pool_id, "workerGroup": "g1", "workerId": "w1", "secret": registered["secret"]}
+    await refused(manager.reregisterWorker(request), 400, "InputError")
+    await refused(root.removeWorker(pool_id, "g1", "nobody"), 404)
+    await refused(root.shouldWorkerTerminate(pool_id, "g1", "nobody"), 404)
+    # Registering again (a new worker process with the same identity) starts over.
+    await register(clients, pool_id, secret)
+    assert (await root.shouldWorkerTerminate(pool_id, "g1", "w1"))["terminate"] is False
+
+
+async def test_deleted_pool_tells_its_workers_to_terminate(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    registered = await register(clients, pool_id, secret)
+    root = clients.make("worker-manager")
+    deleted = await root.deleteWorkerPool(pool_id)
+    assert deleted["providerId"] == "null-provider"
+    manager = clients.make("worker-manager", {**registered["credentials"]})
+    answer = await manager.shouldWorkerTerminate(pool_id, "g1", "w1")
+    assert answer == {"terminate": True, "reason": f"worker pool {pool_id} was deleted"}
+    await refused(register(clients, pool_id, secret, "w2"), 404, "ResourceNotFound")
+    # Updating it with a real provider brings it back, as upstream.
+    revived = await root.updateWorkerPool(
+        pool_id,
+        {
+            **{k: deleted[k] for k in ("description", "config", "owner", "emailOnError")},
+            "providerId": "static",
+        },
+    )
+    assert revived["providerId"] == "static"
+    await register(clients, pool_id, secret, "w2")
+    assert (await root.shouldWorkerTerminate(pool_id, "g1", "w2"))["terminate"] is False
+
+
+async def test_worker_endpoints_need_their_scopes(tc: RunningTCLocal, clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    registered = await register(clients, pool_id, secret)
+    other = await register(clients, pool_id, secret, "w2")
+    as_other = clients.make("worker-manager", {**other["credentials"]})
+    await refused(as_other.shouldWorkerTerminate(pool_id, "g1", "w1"), 403, "InsufficientScopes")
+    await refused(as_other.removeWorker(pool_id, "g1", "w1"), 403)
+    await refused(as_other.worker(pool_id, "g1", "w1"), 403)
+    anonymous = clients.make("worker-manager", None)
+    await refused(anonymous.shouldWorkerTerminate(pool_id, "g1", "w1"), 403)
+    await refused(anonymous.listWorkersForWorkerPool(pool_id), 403)
+    client_id = f"tests/wm-reader-{unique_worker_type()}"
+    token = tc.create_client(
+        client_id,
+        [f"worker-manager:get-worker:{pool_id}/*", f"worker-manager:list-workers:{pool_id}"],
+    )
+    reader = clients.make("worker-manager", {"clientId": client_id, "accessToken": token})
+    assert (await reader.worker(pool_id, "g1", "w1"))["workerId"] == "w1"
+    assert len((await reader.listWorkersForWorkerPool(pool_id))["workers"]) == 2
+    await refused(reader.removeWorker(pool_id, "g1", "w1"), 403)
+    assert registered["credentials"]["clientId"].endswith("/g1/w1")
+
+
+async def test_worker_url_parameters_are_checked(clients: Clients) -> None:
+    root = clients.make("worker-manager")
+    await refused(root.worker("no-slash", "g1", "w1"), 400, "InvalidRequestArguments")
+    await refused(root.worker("tc-local/Upper", "g1", "w1"), 400, "InvalidRequestArguments")
+    await refused(root.shouldWorkerTerminate("tc-local/wt", "g1", "w.1"), 400, "InvalidRequestArguments")
+    await refused(root.workerPool("a/b/c"), 400, "InvalidRequestArguments")
