@@ -132,3 +132,83 @@ async def test_shutdown_goes_through_the_runner(gw: GW):
     assert code == ExitCode.IDLE_TIMEOUT
     assert runner.of_type("shutdown") == [{"type": "shutdown"}]
     assert not record.exists()
+
+
+async def register_with_worker_manager(gw: GW) -> dict[str, str]:
+    """Create a static worker pool for this test's queue and register the worker: its credentials."""
+    import secrets
+
+    import aiohttp
+    import taskcluster.aio
+
+    from .harness import PROVISIONER, WORKER_GROUP, WORKER_ID
+
+    pool = f"{PROVISIONER}/{gw.worker_type}"
+    static_secret = secrets.token_urlsafe(33)[:44]
+    async with aiohttp.ClientSession() as session:
+        wm = taskcluster.aio.WorkerManager(gw.tc.options(), session=session)
+        await wm.createWorkerPool(
+            pool,
+            {
+                "providerId": "static",
+                "description": "test pool",
+                "owner": "test@example.com",
+                "emailOnError": False,
+                "config": {"staticSecret": static_secret},
+            },
+        )
+        anonymous = taskcluster.aio.WorkerManager(gw.tc.options(None), session=session)
+        registered = await anonymous.registerWorker(
+            {
+                "workerPoolId": pool,
+                "providerId": "static",
+                "workerGroup": WORKER_GROUP,
+                "workerId": WORKER_ID,
+                "workerIdentityProof": {"staticSecret": static_secret},
+            }
+        )
+    creds = dict(registered["credentials"])
+    config = {"clientId": creds["clientId"], "accessToken": creds["accessToken"]}
+    if creds.get("certificate"):
+        config["certificate"] = creds["certificate"]
+    return config
+
+
+async def remove_worker(gw: GW) -> None:
+    import aiohttp
+    import taskcluster.aio
+
+    from .harness import PROVISIONER, WORKER_GROUP, WORKER_ID
+
+    async with aiohttp.ClientSession() as session:
+        wm = taskcluster.aio.WorkerManager(gw.tc.options(), session=session)
+        await wm.removeWorker(f"{PROVISIONER}/{gw.worker_type}", WORKER_GROUP, WORKER_ID)
+
+
+async def test_worker_manager_says_terminate(gw: GW):
+    credentials = await register_with_worker_manager(gw)
+    task_id = await gw.submit({"command": [["true"]], "maxRunTime": 30})
+    runner = await Runner.start(gw, numberOfTasksToRun=0, **credentials)
+    await runner.send({"type": "welcome", "capabilities": ALL})
+
+    async def completed() -> bool:
+        return await gw.resolution(task_id) == "completed/completed"
+
+    await wait_for(completed, timeout=30)  # registered credentials can claim
+    await remove_worker(gw)
+    code, _ = await runner.finish()
+    assert code == ExitCode.NONCURRENT_DEPLOYMENT_ID
+    assert runner.of_type("shutdown") == [{"type": "shutdown"}]  # exit 70 always shuts down
+    assert "worker-manager says terminate" in runner.log_text()
+
+
+async def test_idle_worker_kept_alive_while_worker_manager_wants_it(gw: GW):
+    credentials = await register_with_worker_manager(gw)
+    runner = await Runner.start(gw, numberOfTasksToRun=0, idleTimeoutSecs=1, **credentials)
+    await runner.send({"type": "welcome", "capabilities": ALL})
+    kept = "worker-manager wants this worker kept"
+    await wait_for(lambda: runner.log_text().count(kept) >= 2, timeout=30)
+    assert runner.proc.returncode is None
+    await remove_worker(gw)
+    code, _ = await runner.finish()
+    assert code in (ExitCode.IDLE_TIMEOUT, ExitCode.NONCURRENT_DEPLOYMENT_ID)

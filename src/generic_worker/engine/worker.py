@@ -210,7 +210,8 @@ class Worker:
             elif idle.expired():
                 if await self._worker_manager_says_terminate() is not False:
                     return ExitCode.IDLE_TIMEOUT
-                idle.reset()  # worker-manager wants this worker kept: idle on
+                log.info("Idle timeout reached, but worker-manager wants this worker kept: idling on")
+                idle.reset()
 
     async def _ready_to_claim(self) -> bool:
         ready = True
