@@ -37,6 +37,9 @@ EXCEPTION_REASONS = [
     "resource-unavailable",
     "internal-error",
     "intermittent-task",
+    # Not in today's schema (upstream removed the feature), but the seed-era queue took it and
+    # generic-worker's supersede feature reports it (TARGET §10).
+    "superseded",
 ]
 
 _METADATA = {

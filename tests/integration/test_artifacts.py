@@ -55,7 +55,11 @@ async def test_missing_optional_file_artifact_does_not_fail(gw: GW):
     await gw.run()
     assert await gw.resolution(task_id) == "completed/completed"
     artifacts = await gw.artifacts(task_id)
-    assert set(artifacts) == {"Nonexistent/artifact.txt", "public/logs/live_backing.log"}
+    assert set(artifacts) == {
+        "Nonexistent/artifact.txt",
+        "public/logs/live_backing.log",
+        "public/logs/live.log",
+    }
     assert artifacts["Nonexistent/artifact.txt"]["storageType"] == "error"
     log = await gw.log(task_id)
     assert "hello world!" in log and "goodbye world!" in log
@@ -84,7 +88,7 @@ async def test_public_directory_artifact(gw: GW):
     await gw.run()
     assert await gw.resolution(task_id) == "completed/completed"
     artifacts = await gw.artifacts(task_id)
-    assert set(artifacts) == {"public/build/X.txt", "public/logs/live_backing.log"}
+    assert set(artifacts) == {"public/build/X.txt", "public/logs/live_backing.log", "public/logs/live.log"}
     x = artifacts["public/build/X.txt"]
     assert x["contentType"] == "text/plain; charset=utf-8"
     assert x["storageType"] == "s3"
@@ -135,7 +139,11 @@ async def test_conflicting_file_artifacts_are_malformed(gw: GW):
     task_id = await gw.submit(payload)
     await gw.run()
     assert await gw.resolution(task_id) == "exception/malformed-payload"
-    assert set(await gw.artifacts(task_id)) == {"public/build/X.txt", "public/logs/live_backing.log"}
+    assert set(await gw.artifacts(task_id)) == {
+        "public/build/X.txt",
+        "public/logs/live_backing.log",
+        "public/logs/live.log",
+    }
     assert "There was a conflict uploading artifact public/build/X.txt" in await gw.log(task_id)
 
 
@@ -151,7 +159,11 @@ async def test_artifact_as_file_and_directory(gw: GW):
     task_id = await gw.submit(payload)
     await gw.run()
     assert await gw.resolution(task_id) == "completed/completed"
-    assert set(await gw.artifacts(task_id)) == {"public/build/X.txt", "public/logs/live_backing.log"}
+    assert set(await gw.artifacts(task_id)) == {
+        "public/build/X.txt",
+        "public/logs/live_backing.log",
+        "public/logs/live.log",
+    }
 
 
 async def test_default_expiry_is_task_expiry(gw: GW):

@@ -62,11 +62,25 @@ class StatusManager:
         self._poll_interval = poll_interval
         self._on_lost = on_lost
         self._tasks: list[asyncio.Task[None]] = []
+        self._reclaim_listeners: list[Callable[[Credentials], None]] = []
         self.reclaims = 0
 
     def queue(self) -> Any:
         """A queue client with the current task credentials (they change on every reclaim)."""
         return self._services.queue(self.credentials)
+
+    def add_reclaim_listener(self, listener: Callable[[Credentials], None]) -> None:
+        """Call `listener(new_credentials)` after every successful reclaim (it must not raise).
+
+        For features that hand the task credentials to someone else, or log their refresh
+        (the Taskcluster proxy reads `credentials` per request and only logs the change).
+        """
+        self._reclaim_listeners.append(listener)
+
+    def remove_reclaim_listener(self, listener: Callable[[Credentials], None]) -> None:
+        """Stop calling `listener` (no error if it was not registered)."""
+        with contextlib.suppress(ValueError):
+            self._reclaim_listeners.remove(listener)
 
     def start(self) -> None:
         """Start reclaiming and status polling in the background."""
@@ -129,6 +143,8 @@ class StatusManager:
                 self.run_id,
                 response["takenUntil"],
             )
+            for listener in list(self._reclaim_listeners):
+                listener(self.credentials)
             return
 
     async def _poll_loop(self) -> None:

@@ -10,12 +10,15 @@ from generic_worker.engine.feature import Feature
 from generic_worker.features.backing_log import BackingLogFeature
 from generic_worker.features.chain_of_trust import ChainOfTrustFeature
 from generic_worker.features.command_executor import CommandExecutorFeature
+from generic_worker.features.live_log import LiveLogFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
 from generic_worker.features.mounts import MountsFeature
 from generic_worker.features.os_groups import OSGroupsFeature
 from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
 from generic_worker.features.payload_validator import PayloadValidatorFeature
+from generic_worker.features.supersede import SupersedeFeature
 from generic_worker.features.task_timer import TaskTimerFeature
+from generic_worker.features.taskcluster_proxy import TaskclusterProxyFeature
 from generic_worker.features.unsupported import UnsupportedFeature
 
 
@@ -29,6 +32,13 @@ def build_features(config: Config) -> list[Feature]:
         # Before anything that reads the payload.
         PayloadValidatorFeature(),
         UnsupportedFeature(),
+        # Right after validation: a superseded task starts nothing else and runs no command.
+        SupersedeFeature(),
+        # Before everything that writes to the task log, so readers see it all live; its
+        # stop (the link to the backing log) runs after every later feature's stop.
+        LiveLogFeature(),
+        # Before mounts and commands: TASKCLUSTER_PROXY_URL must be in the commands' env.
+        TaskclusterProxyFeature(),
         OSGroupsFeature(),
         # After the live log and the proxy (its downloads show live), before chain of trust and
         # payload artifacts: caches are unmounted (moved back or purged) only after the

@@ -1,0 +1,77 @@
+"""Taskcluster proxy (`features.taskclusterProxy`; worker switch `enableTaskclusterProxy`).
+
+Each task that asks for it gets its own proxy on 127.0.0.1 and `TASKCLUSTER_PROXY_URL` in
+its environment; the proxy is closed when the task ends. It signs with the task's current
+temporary credentials (so reclaims are picked up with no `PUT /credentials`) and
+`authorizedScopes` = the task's scopes plus `queue:create-artifact:<taskId>/<runId>` (as
+upstream); each reclaim is logged as upstream does it.
+
+Port: `taskclusterProxyPort`, 0 for any free port. With `capacity` > 1 several proxies run
+at once, so a task takes the first free port of `P, P+1, ..., P+4*capacity-1` (upstream
+gives slot i the port P+4i).
+
+Isolation: the proxy listens on loopback only, one per task. On the insecure engine any
+process of the same machine can connect to it while the task runs (tasks run as the worker's
+own user anyway); a per-connection peer-user check belongs to the multiuser engine.
+"""
+
+from __future__ import annotations
+
+from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
+from generic_worker.engine.taskrun import TaskRun
+from generic_worker.errors import ExecutionErrors, TaskError
+from generic_worker.tc import Credentials
+from generic_worker.tcproxy import TaskclusterProxy
+
+PORTS_PER_SLOT = 4
+
+
+class TaskclusterProxyFeature(FeatureBase):
+    """Gives a task an authenticating proxy to the Taskcluster services."""
+
+    name = "Taskcluster Proxy"
+
+    def is_enabled(self, task: TaskRun) -> bool:
+        """`enableTaskclusterProxy`."""
+        return task.config.enable_taskcluster_proxy
+
+    def is_requested(self, task: TaskRun) -> bool:
+        """`features.taskclusterProxy` (default false)."""
+        return bool(task.payload.get("features", {}).get("taskclusterProxy"))
+
+    def new_task_feature(self, task: TaskRun) -> TaskFeature:
+        """The per-task part."""
+        return _Proxy(task)
+
+
+class _Proxy(TaskFeatureBase):
+    def __init__(self, task: TaskRun) -> None:
+        self.task = task
+        self.proxy: TaskclusterProxy | None = None
+
+    async def start(self) -> None:
+        task = self.task
+        # As upstream: the task's scopes, plus creating artifacts of this very run (which
+        # task.scopes cannot express; the run's temporary credentials hold it).
+        scopes = [*task.scopes, f"queue:create-artifact:{task.task_id}/{task.run_id}"]
+        proxy = TaskclusterProxy(task.config, lambda: task.credentials, scopes)
+        port = task.config.taskcluster_proxy_port
+        tries = 1 if task.config.capacity == 1 else PORTS_PER_SLOT * task.config.capacity
+        try:
+            await proxy.start(port, tries=tries)
+        except OSError as e:
+            raise TaskError.internal_error(f"could not start taskcluster proxy on port {port}: {e}") from e
+        self.proxy = proxy
+        task.extra_env["TASKCLUSTER_PROXY_URL"] = proxy.url
+        task.status.add_reclaim_listener(self._refreshed)
+
+    def _refreshed(self, credentials: Credentials) -> None:
+        client_id = credentials.get("clientId", "")
+        self.task.log.info(
+            f"[taskcluster-proxy] Successfully refreshed taskcluster-proxy credentials: {client_id}"
+        )
+
+    async def stop(self, errors: ExecutionErrors) -> None:
+        self.task.status.remove_reclaim_listener(self._refreshed)
+        if self.proxy is not None:
+            await self.proxy.close()
