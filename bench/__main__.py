@@ -1,4 +1,7 @@
-"""`python -m bench`: run every benchmark module's `main()` in turn (with default arguments)."""
+"""`python -m bench [NAME...]`: run every (or each named) benchmark module's `main()` in turn.
+
+Each runs with its default arguments; `python -m bench.<name> --help` shows a benchmark's own.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,15 @@ from pathlib import Path
 
 
 def main() -> int:
-    """Import each `bench/*.py` module and run its `main()`; return 1 if any raised."""
+    """Import each `bench/*.py` module (or those named) and run its `main()`; return 1 if any raised."""
     failed = 0
+    wanted = set(sys.argv[1:])
+    unknown = wanted - {path.stem for path in Path(__file__).parent.glob("*.py")}
+    if unknown:
+        print(f"no such benchmark: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 1
     for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.stem.startswith("_"):
+        if path.stem.startswith("_") or (wanted and path.stem not in wanted):
             continue
         module = importlib.import_module(f"bench.{path.stem}")
         entry = getattr(module, "main", None)

@@ -70,6 +70,8 @@ async def test_a_revoked_token_serves_connected_readers_to_the_end_and_refuses_n
             async with asyncio.timeout(10):
                 received += await connected.content.read()
         assert bytes(received) == b"before\nafter\n"
+        async with session.head(url) as head:
+            assert head.status == 405  # only GET: a HEAD would otherwise hold on to the end of the log
         async with session.get(server.url("127.0.0.1", "no-such-token")) as unknown:
             assert unknown.status == 401
             assert await unknown.text() == "Access denied"

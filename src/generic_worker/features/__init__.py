@@ -34,8 +34,8 @@ def build_features(config: Config) -> list[Feature]:
         UnsupportedFeature(),
         # Right after validation: a superseded task starts nothing else and runs no command.
         SupersedeFeature(),
-        # Before everything that writes to the task log, so readers see it all live; its
-        # stop (the link to the backing log) runs after every later feature's stop.
+        # Before mounts and commands, so their output can be followed live; its stop (token
+        # revoked, artifact linked to the backing log) runs after theirs.
         LiveLogFeature(),
         # Before mounts and commands: TASKCLUSTER_PROXY_URL must be in the commands' env.
         TaskclusterProxyFeature(),

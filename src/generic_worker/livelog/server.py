@@ -72,7 +72,7 @@ class LiveLogServer:
             context = await asyncio.to_thread(_tls_context, certificate, key)
         sock = _listening_socket(host, port)
         app = web.Application()
-        app.router.add_get("/log/{token}", self._serve)
+        app.router.add_get("/log/{token}", self._serve, allow_head=False)
         # handler_cancellation: a reader that hangs up while waiting for more log is dropped
         # at once instead of at the next line. No access log: URLs hold the tokens.
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
