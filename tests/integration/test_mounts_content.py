@@ -241,3 +241,31 @@ async def test_bad_mounts_fail_the_task(gw: GW, mounts: list[dict[str, object]],
     task_dir = next(gw.task_dirs())
     assert "[taskcluster:error] [mounts] " + message.format(task_dir=task_dir) in await gw.log(task_id)
     assert not (gw.tmp / "tasks" / "escape.txt").exists()
+
+
+async def test_a_task_changing_its_file_mount_does_not_change_the_cache(gw: GW):
+    async with content_server() as server:
+        url = server.add("f.txt", b"original\n")
+        mounts = [{"file": "f.txt", "content": {"url": url}}]
+        changer = await gw.submit(payload(mounts, "echo changed > f.txt; cat f.txt"))
+        reader = await gw.submit(payload(mounts, "cat f.txt"))
+        await gw.run(numberOfTasksToRun=2)
+    assert "changed\n" in await gw.log(changer)
+    assert "original\n" in await gw.log(reader)
+
+
+async def test_a_damaged_download_is_detected_and_fetched_again(gw: GW):
+    async with content_server() as server:
+        url = server.add("f.txt", b"original\n")
+        mounts = [{"file": "f.txt", "content": {"url": url}}]
+        await gw.submit(payload(mounts, "cat f.txt"))
+        await gw.run()
+        (cached,) = (gw.tmp / "downloads").iterdir()
+        cached.write_bytes(b"ORIGINAL\n")  # same size: only the hash tells
+        task_id = await gw.submit(payload(mounts, "cat f.txt"))
+        await gw.run()
+        assert server.hits["f.txt"] == 2
+    log = await gw.log(task_id)
+    damaged = sha256(b"ORIGINAL\n")
+    assert f"[mounts] Cached download {cached} of urlcontent:{url} has SHA256 {damaged}" in log
+    assert "original\n" in log

@@ -43,6 +43,7 @@ from generic_worker.mounts import (
     parse_mounts,
 )
 from generic_worker.mounts.diskspace import MIB
+from generic_worker.mounts.download import new_session
 from generic_worker.payload.model import as_payload, purge_caches_exit_codes
 from generic_worker.tc import Credentials
 
@@ -111,7 +112,7 @@ class MountsFeature(FeatureBase):
     def session(self) -> aiohttp.ClientSession:
         """The download session (its own: downloads must not share the API calls' timeouts)."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = new_session()
         return self._session
 
     def stores(self) -> tuple[DirectoryCaches, DownloadCache, PurgeRequests]:
@@ -139,7 +140,9 @@ class MountsFeature(FeatureBase):
         return False
 
     async def close(self) -> None:
-        """Close the download session."""
+        """Let background copies of downloads finish, then close the download session."""
+        if self.downloads is not None:
+            await self.downloads.close()
         if self._session is not None:
             await self._session.close()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import os
 import time
@@ -28,7 +27,9 @@ from generic_worker.mounts.diskspace import Budget
 from generic_worker.mounts.download import download
 from generic_worker.mounts.errors import MountError
 from generic_worker.mounts.eviction import Evictable
-from generic_worker.mounts.logs import MountLog
+from generic_worker.mounts.files import copy_and_hash, hash_file
+from generic_worker.mounts.logs import MountLog, WorkerLog
+from generic_worker.mounts.placement import Placement
 from generic_worker.mounts.sources import DownloadSource, FetchContext
 from generic_worker.mounts.statefile import read_json_object
 from generic_worker.mounts.store import StateWriter, is_generated_name, remove_path
@@ -59,17 +60,6 @@ class FileEntry:
         return data
 
 
-def hash_file(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks (blocking)."""
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buffer = bytearray(1 << 20)
-        view = memoryview(buffer)
-        while n := f.readinto(buffer):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
 class DownloadCache:
     """Downloads by key, their persisted index, and their leases to running tasks."""
 
@@ -78,6 +68,8 @@ class DownloadCache:
         self.entries: dict[str, FileEntry] = {}
         self._state = StateWriter(state_dir / STATE_FILE, self._snapshot)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._worker_log = WorkerLog(log)
 
     def _snapshot(self) -> dict[str, Any]:
         return {key: entry.persisted() for key, entry in self.entries.items()}
@@ -112,22 +104,94 @@ class DownloadCache:
                 remove_path(path)
         return entries
 
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
     @asynccontextmanager
     async def lease(
         self, source: DownloadSource, ctx: FetchContext, tlog: MountLog, required_bytes: int
     ) -> AsyncIterator[Path]:
         """The verified, cached file for `source`, kept from eviction until the block ends."""
-        lock = self._locks.setdefault(source.key, asyncio.Lock())
-        async with lock:
+        async with self._lock(source.key):
             entry = await self._cached(source, tlog)
             if entry is None:
                 entry = await self._download(source, ctx, tlog, required_bytes)
         try:
             yield Path(entry.location)
         finally:
-            entry.in_use -= 1
-            entry.lastUsed = time.time()
-            await self._state.save()
+            await self._release(entry)
+
+    async def _release(self, entry: FileEntry) -> None:
+        entry.in_use -= 1
+        entry.lastUsed = time.time()
+        await self._state.save()
+
+    async def place(
+        self, source: DownloadSource, target: Path, ctx: FetchContext, placement: Placement
+    ) -> None:
+        """Make `target` the task's own copy of the verified content (a file mount).
+
+        A cached download is hashed and copied at the same time (both read the same immutable
+        file; a hash mismatch deletes the copy). A fresh download is hard-linked into place, and
+        the cache gets its own copy in the background (see `_detach`), so a first mount writes
+        the content once, not twice.
+        """
+        lock = self._lock(source.key)
+        await lock.acquire()
+        detaching = False
+        entry = self.entries.get(source.key)
+        try:
+            if entry is not None:
+                entry.in_use += 1  # before any await: the GC must not take it now
+                entry.hits += 1
+                sha, copied = await placement.copy_while_hashing(Path(entry.location), entry.size)
+                if self._judge(entry, source, sha, placement.log):
+                    placement.announce(Path(entry.location))
+                    copied.check()
+                    return
+                await self._discard(entry, placement.log)
+                await asyncio.to_thread(target.unlink, missing_ok=True)
+            entry = None
+            entry = await self._download(source, ctx, placement.log, placement.required_bytes)
+            placement.announce(Path(entry.location))
+            if await placement.link(Path(entry.location), entry.size):
+                detaching = True
+                task = asyncio.create_task(self._detach(entry, lock), name=f"detach {entry.key}")
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        finally:
+            if not detaching:
+                lock.release()
+                if entry is not None:
+                    await self._release(entry)
+
+    async def _detach(self, entry: FileEntry, lock: asyncio.Lock) -> None:
+        """Give the cache its own copy of a download that is also linked into a task.
+
+        The copy is hashed as it is written; if the task changed the shared file meanwhile the
+        hashes differ and the entry is dropped instead of keeping altered content. Holds the key's
+        lock throughout, so no other task can use the entry before it is independent.
+        """
+        fresh = self.directory / slugid.nice()
+        try:
+            sha = await asyncio.to_thread(copy_and_hash, Path(entry.location), fresh)
+            if sha == entry.sha256:
+                await asyncio.to_thread(os.replace, fresh, entry.location)
+            else:
+                log.warning("download %s changed while it was being copied; dropping it", entry.key)
+                await self._discard(entry, self._worker_log)
+        except OSError as e:
+            log.warning("could not copy download %s: %s; dropping it", entry.key, e)
+            await self._discard(entry, self._worker_log)
+        finally:
+            await asyncio.to_thread(remove_path, fresh)
+            lock.release()
+            await self._release(entry)
+
+    async def close(self) -> None:
+        """Wait for background copies (at worker exit)."""
+        while self._background:
+            await asyncio.wait(set(self._background))
 
     async def _cached(self, source: DownloadSource, tlog: MountLog) -> FileEntry | None:
         entry = self.entries.get(source.key)
@@ -136,29 +200,43 @@ class DownloadCache:
         entry.in_use += 1  # before any await: the GC must not take it now
         entry.hits += 1
         try:
-            sha = await asyncio.to_thread(hash_file, Path(entry.location))
+            sha: str | None = await asyncio.to_thread(hash_file, Path(entry.location))
         except OSError as e:
-            entry.in_use -= 1
             tlog.warn(f"[mounts] Cached download {entry.location} of {source.key} is unreadable ({e})")
-            await self.expunge(entry, tlog)
-            return None
+            sha = None
+        if self._judge(entry, source, sha, tlog):
+            return entry
+        await self._discard(entry, tlog)
+        return None
+
+    def _judge(self, entry: FileEntry, source: DownloadSource, sha: str | None, tlog: MountLog) -> bool:
+        """Whether a cached download may be used (the seed's lines); False means re-download."""
+        if sha != entry.sha256:
+            if sha is not None:
+                tlog.warn(
+                    f"[mounts] Cached download {entry.location} of {source.key} has SHA256 {sha}, not "
+                    f"{entry.sha256} as when it was downloaded, so deleting it"
+                )
+            return False
         if source.sha256 is None:
             tlog.warn(
                 f"[mounts] No SHA256 specified in task mounts for {source.key} - SHA256 from downloaded "
                 f"file {entry.location} is {sha}."
             )
-            return entry
+            return True
         if sha == source.sha256:
             where = f"{source.key} ({entry.location})"
             tlog.info(f"[mounts] Found existing download for {where} with correct SHA256 {sha}")
-            return entry
-        entry.in_use -= 1
+            return True
         tlog.info(
             f"Found existing download of {source.key} ({entry.location}) with SHA256 {sha} but task "
             f"definition explicitly requires {source.sha256} so deleting it"
         )
+        return False
+
+    async def _discard(self, entry: FileEntry, tlog: MountLog) -> None:
+        entry.in_use -= 1
         await self.expunge(entry, tlog)
-        return None
 
     async def _download(
         self, source: DownloadSource, ctx: FetchContext, tlog: MountLog, required_bytes: int

@@ -1,5 +1,6 @@
 """Blocking file operations of mounts (call through `asyncio.to_thread`).
 
+- `hash_file`, `copy_and_hash`: SHA-256 of a file (and of a copy as it is written);
 - `copy_file`: a file mount's copy out of the download cache, with `copy_file_range(2)` (the
   kernel copies page to page; no round trip through Python), never following a symbolic link
   at the target;
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -56,6 +58,29 @@ def _copy_range(src: int, dst: int, size: int) -> None:
             while view:
                 view = view[os.write(dst, view) :]
             done += len(chunk)
+
+
+def copy_and_hash(source: Path, dest: Path) -> str:
+    """Copy `source` to a new file `dest` and return the SHA-256 of the bytes copied (blocking)."""
+    h = hashlib.sha256()
+    with open(source, "rb", buffering=0) as src, open(dest, "xb", buffering=0) as dst:
+        buffer = bytearray(1 << 20)
+        view = memoryview(buffer)
+        while n := src.readinto(buffer):
+            dst.write(view[:n])
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (blocking)."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buffer = bytearray(1 << 20)
+        view = memoryview(buffer)
+        while n := f.readinto(buffer):
+            h.update(view[:n])
+    return h.hexdigest()
 
 
 def decompress_file(source: Path, compression: str, target: Path, budget: Budget) -> int:

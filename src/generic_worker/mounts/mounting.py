@@ -25,7 +25,15 @@ from generic_worker.mounts.extract import extract_archive
 from generic_worker.mounts.files import copy_file, decompress_file, move_directory
 from generic_worker.mounts.logs import MountLog
 from generic_worker.mounts.paths import mount_target
-from generic_worker.mounts.sources import FetchContext, IndexedRef, InlineSource, Source
+from generic_worker.mounts.placement import Placement
+from generic_worker.mounts.sources import (
+    ArtifactSource,
+    FetchContext,
+    IndexedRef,
+    InlineSource,
+    Source,
+    URLSource,
+)
 from generic_worker.mounts.spec import MountSpec
 from generic_worker.mounts.store import remove_path
 
@@ -51,13 +59,19 @@ async def make_directory(path: Path, log: MountLog) -> None:
         raise MountError(f"cannot create directory {path}: {e}") from None
 
 
+async def resolve(ctx: MountContext, source: Source) -> ArtifactSource | URLSource | InlineSource:
+    """Indexed content becomes the artifact of the task the index names now (logged)."""
+    if not isinstance(source, IndexedRef):
+        return source
+    resolved = await source.resolve(ctx.fetch)
+    ctx.log.info(f"[mounts] Index namespace {source.namespace} resolves to task {resolved.task_id}")
+    return resolved
+
+
 @asynccontextmanager
 async def content_file(ctx: MountContext, source: Source) -> AsyncIterator[tuple[Path, str]]:
     """The content as a local file and its description, for the duration of the block."""
-    if isinstance(source, IndexedRef):
-        resolved = await source.resolve(ctx.fetch)
-        ctx.log.info(f"[mounts] Index namespace {source.namespace} resolves to task {resolved.task_id}")
-        source = resolved
+    source = await resolve(ctx, source)
     if isinstance(source, InlineSource):
         path = ctx.downloads.directory / slugid.nice()
         budget = await asyncio.to_thread(Budget.measure, ctx.downloads.directory, ctx.required_bytes)
@@ -88,7 +102,12 @@ class FileMount:
         if await asyncio.to_thread(target.is_dir):
             raise MountError(f"cannot mount file at path {target} since it already exists as a directory")
         assert spec.source is not None  # the schema requires content for file mounts
-        async with content_file(ctx, spec.source) as (path, what):
+        source = await resolve(ctx, spec.source)
+        if spec.format is None and isinstance(source, ArtifactSource | URLSource):
+            placement = Placement(target, source.description, ctx.log, ctx.required_bytes)
+            await ctx.downloads.place(source, target, ctx.fetch, placement)
+            return
+        async with content_file(ctx, source) as (path, what):
             await make_directory(target.parent, ctx.log)
             budget = await asyncio.to_thread(Budget.measure, target.parent, ctx.required_bytes)
             try:
