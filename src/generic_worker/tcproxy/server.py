@@ -43,6 +43,7 @@ MAX_ATTEMPTS = 5
 BEWIT_LIFETIME = 3600
 MAX_BEWIT_BODY = 64 * 1024
 STREAM_CHUNK = 64 * 1024
+MAX_ERROR_TEXT = 1000
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
 """No overall limit: downloads through the proxy may be long (maxRunTime bounds the task)."""
 
@@ -202,7 +203,8 @@ class TaskclusterProxy:
                 if attempt < attempts:
                     await asyncio.sleep(_backoff(attempt))
                     continue
-                return self._text(502, f"Failed during proxy request: {type(e).__name__}: {e}\n")
+                why = f"{type(e).__name__}: {e}"[:MAX_ERROR_TEXT]
+                return self._text(502, f"Failed during proxy request: {why}\n")
             if upstream.status >= 500 and attempt < attempts:
                 upstream.release()
                 await asyncio.sleep(_backoff(attempt))
