@@ -16,6 +16,7 @@ from generic_worker.features.mounts import MountsFeature
 from generic_worker.features.os_groups import OSGroupsFeature
 from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
 from generic_worker.features.payload_validator import PayloadValidatorFeature
+from generic_worker.features.resource_monitor import ResourceMonitorFeature
 from generic_worker.features.supersede import SupersedeFeature
 from generic_worker.features.task_timer import TaskTimerFeature
 from generic_worker.features.taskcluster_proxy import TaskclusterProxyFeature
@@ -47,6 +48,9 @@ def build_features(config: Config) -> list[Feature]:
         # Before payload artifacts, so its stop runs after them and can hash them.
         ChainOfTrustFeature(),
         PayloadArtifactsFeature(),
+        # Samples memory while the commands run; its summary is logged after
+        # `=== Task Finished ===` and before the payload artifacts are uploaded.
+        ResourceMonitorFeature(),
         # Armed as late as possible before the commands; the clock counts from the claim.
         MaxRunTimeFeature(),
         # Its stop logs `=== Task Finished ===` right after the commands, before uploads.
