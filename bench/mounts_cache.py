@@ -26,13 +26,7 @@ import aiohttp
 from generic_worker.mounts import DirectoryCaches, DownloadCache, FetchContext, MountContext, new_mount
 from generic_worker.mounts.spec import MountSpec
 
-
-class QuietLog:
-    def info(self, message: str) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass
+from .mounts_file import QuietLog
 
 
 def fill(directory: Path, files: int) -> None:

@@ -28,7 +28,7 @@ import slugid
 from generic_worker.mounts.eviction import Evictable
 from generic_worker.mounts.logs import MountLog
 from generic_worker.mounts.statefile import read_json_object
-from generic_worker.mounts.store import StateWriter, is_generated_name, remove_path
+from generic_worker.mounts.store import StateWriter, delete_orphans, remove_path
 from generic_worker.timefmt import now, parse_tc, to_tc
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,6 @@ class DirectoryCaches:
     def _snapshot(self) -> dict[str, Any]:
         return {name: entry.persisted() for name, entry in self.entries.items()}
 
-    async def save(self) -> None:
-        """Persist the index now."""
-        await self._state.save()
-
     async def load(self) -> None:
         """Read the index; drop entries without a directory or left mounted; delete orphans."""
         self.entries = await asyncio.to_thread(self._load)
@@ -111,11 +107,7 @@ class DirectoryCaches:
                 log.warning("dropping directory cache %r: %s is missing", entry.key, entry.location)
                 continue
             entries[name] = entry
-        known = {Path(e.location).name for e in entries.values()}
-        for path in self.directory.iterdir():
-            if is_generated_name(path.name) and path.name not in known:
-                log.info("deleting orphan cache directory %s", path)
-                remove_path(path)
+        delete_orphans(self.directory, [e.location for e in entries.values()], "cache directory")
         return entries
 
     def acquire(self, name: str) -> CacheEntry | None:

@@ -32,7 +32,7 @@ from generic_worker.mounts.logs import MountLog, WorkerLog
 from generic_worker.mounts.placement import Placement
 from generic_worker.mounts.sources import DownloadSource, FetchContext
 from generic_worker.mounts.statefile import read_json_object
-from generic_worker.mounts.store import StateWriter, is_generated_name, remove_path
+from generic_worker.mounts.store import StateWriter, delete_orphans, remove_path
 from generic_worker.timefmt import now, to_tc
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,7 @@ class DownloadCache:
                 log.warning("dropping download cache entry %s: size %d, expected %d", key, size, entry.size)
                 continue
             entries[key] = entry
-        known = {Path(e.location).name for e in entries.values()}
-        for path in self.directory.iterdir():
-            if is_generated_name(path.name) and path.name not in known:
-                log.info("deleting orphan download %s", path)
-                remove_path(path)
+        delete_orphans(self.directory, [e.location for e in entries.values()], "download")
         return entries
 
     def _lock(self, key: str) -> asyncio.Lock:
@@ -204,6 +200,9 @@ class DownloadCache:
         except OSError as e:
             tlog.warn(f"[mounts] Cached download {entry.location} of {source.key} is unreadable ({e})")
             sha = None
+        except BaseException:  # cancelled (the task was aborted): give the entry back
+            entry.in_use -= 1
+            raise
         if self._judge(entry, source, sha, tlog):
             return entry
         await self._discard(entry, tlog)

@@ -9,15 +9,18 @@ anything else there is left alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from generic_worker.mounts.statefile import write_json_atomically
+
+log = logging.getLogger(__name__)
 
 _GENERATED = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
@@ -25,6 +28,15 @@ _GENERATED = re.compile(r"^[A-Za-z0-9_-]{22}$")
 def is_generated_name(name: str) -> bool:
     """True for names this package gives entries (slugids)."""
     return bool(_GENERATED.match(name))
+
+
+def delete_orphans(directory: Path, known_locations: Iterable[str], what: str) -> None:
+    """Delete generated-looking entries of `directory` that no index entry points at (blocking)."""
+    known = {Path(location).name for location in known_locations}
+    for path in directory.iterdir():
+        if is_generated_name(path.name) and path.name not in known:
+            log.info("deleting orphan %s %s", what, path)
+            remove_path(path)
 
 
 def remove_path(path: Path) -> None:
