@@ -13,9 +13,11 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import taskcluster.aio
+from aiohttp import web
 
 from generic_worker.exitcodes import ExitCode
 
@@ -228,3 +230,44 @@ async def test_state_is_consistent_after_sigkill(gw: GW):
     assert [e["mountedIn"] for e in state.values()] == [None]
     assert len(cache_dirs(gw)) == 1
     assert await gw.resolution(killed) == "running/None"  # until its claim expires
+
+
+async def test_cancelled_during_a_download(gw: GW):
+    """Aborted mid-mount: the half-done download is deleted, the cache mounted before it purged."""
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(100 * 1024 * 1024)})
+        await response.prepare(request)
+        await response.write(bytes(1024 * 1024))
+        started.set()
+        await finished.wait()  # stalls until the test ends
+        return response
+
+    app = web.Application()
+    app.router.add_get("/stall", stall)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        mounts: list[dict[str, Any]] = [
+            cache("c"),
+            {"file": "big", "content": {"url": f"http://127.0.0.1:{port}/stall"}},
+        ]
+        task_id = await gw.submit(payload(mounts), scopes=scopes("c"))
+        worker = asyncio.create_task(gw.run(taskStatusPollIntervalSecs=1))
+        await asyncio.wait_for(started.wait(), 30)
+        async with aiohttp.ClientSession() as session:
+            await gw.queue(session).cancelTask(task_id)
+        assert await asyncio.wait_for(worker, 60) == ExitCode.TASKS_COMPLETE
+    finally:
+        finished.set()
+        await runner.cleanup()
+    assert await gw.resolution(task_id) == "exception/canceled"
+    log = await gw.log(task_id)
+    assert "[mounts] Purging caches since the task was aborted" in log
+    assert os.listdir(gw.tmp / "downloads") == [] and cache_dirs(gw) == []
+    assert json.loads((gw.tmp / "file-caches.json").read_text()) == {}
+    assert json.loads((gw.tmp / "directory-caches.json").read_text()) == {}
