@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import taskcluster.aio
 from aiohttp import web
 
@@ -271,3 +272,10 @@ async def test_cancelled_during_a_download(gw: GW):
     assert os.listdir(gw.tmp / "downloads") == [] and cache_dirs(gw) == []
     assert json.loads((gw.tmp / "file-caches.json").read_text()) == {}
     assert json.loads((gw.tmp / "directory-caches.json").read_text()) == {}
+
+
+async def test_an_unusable_caches_dir_stops_the_worker_at_start(gw: GW, caplog: pytest.LogCaptureFixture):
+    blocker = gw.tmp / "a-file"
+    blocker.write_text("not a directory")
+    assert await gw.run(cachesDir=str(blocker / "caches")) == ExitCode.INTERNAL_ERROR
+    assert any("cannot use cachesDir/downloadsDir" in r.getMessage() for r in caplog.records)

@@ -18,6 +18,7 @@ import aiohttp
 
 from generic_worker.engine.feature import (
     FeatureBase,
+    FeatureInitError,
     ScopeRequirement,
     TaskFeature,
     TaskFeatureBase,
@@ -83,8 +84,13 @@ class MountsFeature(FeatureBase):
         self.required_megabytes = config.required_disk_space_megabytes
         self.caches = DirectoryCaches(Path.cwd() / config.caches_dir, worker.state_dir, config.capacity)
         self.downloads = DownloadCache(Path.cwd() / config.downloads_dir, worker.state_dir)
-        await self.caches.load()
-        await self.downloads.load()
+        try:
+            await self.caches.load()
+            await self.downloads.load()
+        except OSError as e:
+            raise FeatureInitError(
+                f"cannot use cachesDir/downloadsDir or their state files: {e}", ExitCode.INTERNAL_ERROR
+            ) from e
         services = worker.services
         # Few retries: a purge-cache outage only warns, and must not hold tasks up for minutes.
         self.purges = PurgeRequests(
