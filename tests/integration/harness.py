@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,48 @@ async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05
 async def run_state(gw: GW, task_id: str, run_id: int = 0) -> str | None:
     runs = (await gw.status(task_id)).get("runs", [])
     return str(runs[run_id]["state"]) if len(runs) > run_id else None
+
+
+class MeasuredWorker:
+    """`generic-worker run` as its own process, with its peak RSS read from /proc while it runs.
+
+    Not `wait4`'s `ru_maxrss`: Linux carries the peak of the pre-exec image (a fork or vfork of
+    the test process, which is large) over the exec into it, so that figure is the test's own.
+    """
+
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+        self.peak_kib = 0
+
+    @classmethod
+    async def start(cls, config: Path, cwd: Path) -> MeasuredWorker:
+        import asyncio
+
+        script = Path(sys.executable).parent / "generic-worker"
+        proc = await asyncio.create_subprocess_exec(str(script), "run", "--config", str(config), cwd=cwd)
+        return cls(proc)
+
+    def _sample(self) -> None:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):  # the current image's high-water mark: monotonic
+                self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+    async def wait(self, timeout: float = 300) -> int:  # noqa: ASYNC109
+        import asyncio
+
+        async with asyncio.timeout(timeout):
+            while self.proc.returncode is None:
+                self._sample()
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.proc.wait()), 0.05)
+                except TimeoutError:
+                    continue
+        return int(self.proc.returncode)
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak_kib / 1024

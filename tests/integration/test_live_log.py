@@ -3,7 +3,6 @@
 import asyncio
 import datetime
 import ipaddress
-import os
 import socket
 import ssl
 import sys
@@ -20,7 +19,7 @@ from generic_worker.exitcodes import ExitCode
 from generic_worker.livelog import decode_stateless_dns_name
 from tests.livelog.reading import assert_live_log_response, read_until
 
-from .harness import GW, wait_for
+from .harness import GW, MeasuredWorker, wait_for
 
 SCRIPT = Path(sys.executable).parent / "generic-worker"
 
@@ -126,25 +125,21 @@ async def test_a_stalled_reader_neither_blocks_the_task_nor_grows_worker_memory(
     script = f"echo ready; while [ ! -e '{go}' ]; do sleep 0.02; done; head -c {mib << 20} /dev/zero; echo; echo done"
     task_id = await gw.submit({"command": [["/bin/sh", "-c", script]], "maxRunTime": 300})
     config = gw.write_config(gw.tmp / "gw.json", cleanUpTaskDirs=True)
-    # Through `sh -c 'cd ...; exec ...'`: the worker keeps its state files in its working directory.
-    command = f"cd '{gw.tmp}' && exec '{SCRIPT}' run --config '{config}'"
-    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], os.environ)  # noqa: ASYNC221
-    waiter = asyncio.create_task(asyncio.to_thread(os.wait4, pid, 0))
+    worker = await MeasuredWorker.start(config, gw.tmp)
+    waiter = asyncio.create_task(worker.wait(240))
     try:
         url = URL(await live_url(gw, task_id))
         stalled = socket.create_connection((url.host, url.port))
         stalled.sendall(f"GET {url.raw_path} HTTP/1.1\r\nHost: {url.host}\r\n\r\n".encode())
         assert stalled.recv(12) == b"HTTP/1.1 200"  # connected; from now on it reads nothing
         go.touch()
-        async with asyncio.timeout(240):
-            _, status, usage = await waiter
+        code = await waiter
     finally:
         if not waiter.done():
-            os.kill(pid, 9)
-    assert os.waitstatus_to_exitcode(status) == ExitCode.TASKS_COMPLETE
+            worker.proc.kill()
+    assert code == ExitCode.TASKS_COMPLETE
     assert await gw.resolution(task_id) == "completed/completed"
-    peak_mib = usage.ru_maxrss / 1024
-    assert peak_mib < 100, f"worker peak RSS {peak_mib:.0f} MiB with a stalled live log reader"
+    assert worker.peak_mib < 100, f"worker peak RSS {worker.peak_mib:.0f} MiB with a stalled live log reader"
     assert (await gw.artifacts(task_id))["public/logs/live_backing.log"]["contentLength"] > mib << 20
     stalled.close()
 
