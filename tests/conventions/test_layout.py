@@ -162,3 +162,23 @@ def test_readme_documents_every_config_key_and_exit_code():
         assert f"| `{info.key}` | `{info.default_text()}` |" in readme, info.key
     for code in ExitCode:
         assert f"\n| {int(code)} | " in readme, code
+
+
+def test_readme_feature_table_matches_the_feature_list():
+    from generic_worker.config import config_from_mapping
+    from generic_worker.features import build_features
+
+    config, _ = config_from_mapping(
+        {
+            "rootURL": "http://x",
+            "accessToken": "a",
+            "clientId": "c",
+            "workerId": "w",
+            "workerType": "t",
+            "enableLiveLog": False,
+        }
+    )
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| order | feature | what it does |") :].split("\n\n", 1)[0]
+    names = [line.split("|")[2].strip() for line in table.splitlines()[2:]]
+    assert names == [f.name for f in build_features(config)]
