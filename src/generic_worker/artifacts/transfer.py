@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from taskcluster.utils import calculateSleepTime
+from taskcluster import calculateSleepTime
 
 CHUNK = 1 << 20
 """Read size: large enough for ~1 GB/s through a thread hop, small enough to be irrelevant."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from taskcluster.utils import calculateSleepTime
+from taskcluster import calculateSleepTime
 
 from generic_worker.mounts.diskspace import Budget
 from generic_worker.mounts.errors import MountError
