@@ -287,3 +287,15 @@ async def test_disabled_oom_protection_only_warns(gw: GW):
     await gw.run(disableOOMProtection=True, **pressure)
     assert await gw.resolution(task_id) == "completed/completed"
     assert "not aborting since disableOOMProtection is set" in await gw.log(task_id)
+
+
+async def test_capacity_runs_tasks_concurrently(gw: GW):
+    from generic_worker.timefmt import parse_tc
+
+    ids = [await gw.submit({"command": [["sleep", "1"]], "maxRunTime": 30}) for _ in range(2)]
+    assert await gw.run(capacity=2, numberOfTasksToRun=2) == ExitCode.TASKS_COMPLETE
+    runs = [(await gw.status(task_id))["runs"][0] for task_id in ids]
+    assert all(run["state"] == "completed" for run in runs)
+    first, second = sorted(runs, key=lambda run: run["started"])
+    assert parse_tc(second["started"]) < parse_tc(first["resolved"])  # they overlapped
+    assert len(list(gw.task_dirs())) == 2
