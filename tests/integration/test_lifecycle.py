@@ -308,3 +308,18 @@ async def test_worker_log_is_useful_and_never_shows_secrets(gw: GW):
         f"task {task_id} run 0 resolved as",
     ):
         assert line in text, line
+
+
+class _BrokenInit(FeatureBase):
+    """A feature of this test only: its initialisation fails unexpectedly."""
+
+    name = "Broken Init"
+
+    async def initialise(self, worker: object) -> None:  # type: ignore[override]
+        raise RuntimeError("cannot initialise")
+
+
+async def test_a_crash_while_initialising_exits_69(gw: GW):
+    config = gw.config()
+    worker = Worker(config, [*build_features(config), _BrokenInit()], state_dir=gw.tmp)
+    assert await worker.run() == ExitCode.INTERNAL_ERROR

@@ -166,16 +166,16 @@ class Worker:
     async def _run(self) -> ExitCode:
         if enable_subreaper():
             log.debug("worker is a child subreaper: escaped task processes re-parent to it")
-        await self._remove_old_task_dirs()
-        for feature in self.features:
-            log.info("Initialising task feature %s...", feature.name)
-            try:
-                await feature.initialise(self.context)
-            except FeatureInitError as e:
-                log.error("feature %s could not initialise: %s", feature.name, e)
-                return ExitCode(e.exit_code)
-        log.info("All features initialised.")
         try:
+            await self._remove_old_task_dirs()
+            for feature in self.features:
+                log.info("Initialising task feature %s...", feature.name)
+                try:
+                    await feature.initialise(self.context)
+                except FeatureInitError as e:
+                    log.error("feature %s could not initialise: %s", feature.name, e)
+                    return ExitCode(e.exit_code)
+            log.info("All features initialised.")
             return await self._loop()
         except Exception as e:  # noqa: BLE001 - the crash boundary: resolve tasks, exit 69
             trace = "".join(traceback.format_exception(e))
