@@ -315,7 +315,7 @@ class _BrokenInit(FeatureBase):
 
     name = "Broken Init"
 
-    async def initialise(self, worker: object) -> None:  # type: ignore[override]
+    async def initialise(self, worker: object) -> None:
         raise RuntimeError("cannot initialise")
 
 
