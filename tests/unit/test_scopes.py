@@ -70,3 +70,13 @@ async def test_auth_failure_is_resource_unavailable(failure: type[BaseException]
 
     error = await ScopeChecker(["assume:x"], expand).check("F", [["y"]])
     assert error is not None and error.reason == ExceptionReason.RESOURCE_UNAVAILABLE
+
+
+def test_url_secrets_are_redacted_from_messages():
+    from generic_worker.tc import redact_url_secrets
+
+    text = "Cannot PUT http://h/blobs/x?expires=1&signature=abc123 and GET 'http://h/a?bewit=Zm9v&x=1'"
+    assert redact_url_secrets(text) == "Cannot PUT http://h/blobs/x and GET 'http://h/a'"
+    assert redact_url_secrets("query string: bewit=Zm9v") == "query string: bewit=[redacted]"
+    aws = "https://s3/o?X-Amz-Credential=AKIA%2F&X-Amz-Signature=deadbeef"
+    assert "AKIA" not in redact_url_secrets(aws) and "deadbeef" not in redact_url_secrets(aws)

@@ -24,6 +24,8 @@ from typing import Any
 import aiohttp
 from taskcluster import calculateSleepTime
 
+from generic_worker.tc import redact_url_secrets
+
 CHUNK = 1 << 20
 """Read size: large enough for ~1 GB/s through a thread hop, small enough to be irrelevant."""
 
@@ -218,7 +220,7 @@ async def _put_once(
     except (aiohttp.ClientError, TimeoutError, ConnectionError) as err:
         if source.read_error is not None:
             raise source.read_error from err
-        text = str(err) or type(err).__name__
+        text = redact_url_secrets(str(err) or type(err).__name__)
         raise PutError(f"network error on PUT {public_url(target.url)}: {text}", None) from err
     if digests is not None and digests.length != source.size:
         # The server answered before reading everything: the hashes would be wrong.

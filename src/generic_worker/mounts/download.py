@@ -23,6 +23,7 @@ from taskcluster import calculateSleepTime
 
 from generic_worker.mounts.diskspace import Budget
 from generic_worker.mounts.errors import MountError
+from generic_worker.tc import redact_url_secrets
 
 BLOCK = 4 << 20
 """Size of the blocks handed to the writer thread."""
@@ -161,7 +162,7 @@ async def _attempt(session: aiohttp.ClientSession, url: str, dest: Path, budget:
             raise RetryableError(f"got {writer.size} bytes but Content-Length said {expected}")
         done = True
     except (TimeoutError, aiohttp.ClientError) as e:
-        raise RetryableError(f"{type(e).__name__}: {e}".rstrip(": ")) from None
+        raise RetryableError(redact_url_secrets(f"{type(e).__name__}: {e}".rstrip(": "))) from None
     except OSError as e:
         raise MountError(f"could not write to {dest}: {e}") from None
     finally:

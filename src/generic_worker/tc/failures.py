@@ -8,6 +8,7 @@ problems raise `TaskclusterConnectionError`. Callers catch `TC_ERRORS` and ask `
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import taskcluster.exceptions as tcex
@@ -35,8 +36,26 @@ def is_connection_problem(error: BaseException) -> bool:
     return http_status(error) is None
 
 
+_SECRET_QUERY = re.compile(
+    r"(?i)\b(signature|bewit|x-amz-signature|x-amz-credential|x-amz-security-token|sig)=[^&\s'\"<>]+"
+)
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s#'\"<>]*")
+
+
+def redact_url_secrets(text: str) -> str:
+    """Drop URLs' query strings (presigned URLs and bewits carry signatures there) from a message.
+
+    Signature-like parameters outside URLs are masked too.
+    """
+    text = _URL_QUERY.sub(r"\1", text)
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=[redacted]", text)
+
+
 def describe(error: BaseException) -> str:
     """A one-line description of a failed call for logs (never includes credentials)."""
     status = http_status(error)
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = redact_url_secrets(text)
     return f"HTTP {status}: {text}" if status is not None else f"{type(error).__name__}: {text}"
