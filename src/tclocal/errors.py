@@ -50,6 +50,21 @@ def _fill(message: str, details: dict[str, Any]) -> str:
     return message
 
 
+SECRET_KEYS = frozenset(
+    {"accesstoken", "secret", "staticsecret", "workeridentityproof", "credentials", "certificate", "token"}
+)
+"""Request fields never echoed back in an error (upstream's per-endpoint `cleanPayload`, generalised)."""
+
+
+def redacted(payload: Any) -> Any:
+    """The payload with the values of secret-looking fields replaced, for error bodies."""
+    if isinstance(payload, dict):
+        return {k: "*****" if str(k).lower() in SECRET_KEYS else redacted(v) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [redacted(v) for v in payload]
+    return payload
+
+
 def error_body(err: APIError, method: str, params: dict[str, str], payload: Any) -> dict[str, Any]:
     """Build upstream's error JSON: `{code, message, requestInfo: {method, params, payload, time}}`."""
     time = to_iso(now())
@@ -65,5 +80,5 @@ def error_body(err: APIError, method: str, params: dict[str, str], payload: Any)
     return {
         "code": err.code,
         "message": message,
-        "requestInfo": {"method": method, "params": params, "payload": payload, "time": time},
+        "requestInfo": {"method": method, "params": params, "payload": redacted(payload), "time": time},
     }

@@ -155,8 +155,11 @@ async def test_registered_worker_is_listed_and_counted(clients: Clients) -> None
 
 async def test_registration_needs_the_pools_static_secret(clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
-    body = await refused(register(clients, pool_id, new_secret()), 400, "InputError")
+    wrong = new_secret()
+    body = await refused(register(clients, pool_id, wrong), 400, "InputError")
     assert "bad staticSecret" in body["message"]
+    assert wrong not in json.dumps(body)  # a secret is never echoed back in an error
+    assert body["requestInfo"]["payload"]["workerIdentityProof"] == "*****"
     await refused(register(clients, f"tc-local/{unique_worker_type()}", secret), 404, "ResourceNotFound")
     await refused(register(clients, pool_id, secret, providerId="aws"), 400, "InputError")
     google = register(clients, pool_id, secret, workerIdentityProof={"token": "jwt"})
