@@ -1,14 +1,14 @@
 """Deleting what has expired, as upstream's expiry jobs do.
 
 Tasks (with their runs and dependencies), artifacts and their blobs, objects, secrets, index
-entries, and purge requests older than a day.
+entries, purge requests older than a day, and worker-manager's expired workers and old errors.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from tclocal import object_store
+from tclocal import object_store, worker_manager_store
 from tclocal.queue_artifacts import blob_key, object_name
 
 PURGE_REQUEST_LIFETIME = 24 * 3600.0
@@ -40,4 +40,5 @@ def expire(conn: sqlite3.Connection, current: float) -> list[str]:
     conn.execute("DELETE FROM secrets WHERE expires < ?", (current,))
     conn.execute("DELETE FROM index_entries WHERE expires < ?", (current,))
     conn.execute("DELETE FROM purge_requests WHERE before < ?", (current - PURGE_REQUEST_LIFETIME,))
+    worker_manager_store.prune(conn, current)
     return keys

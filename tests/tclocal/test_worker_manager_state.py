@@ -9,6 +9,7 @@ import aiohttp
 import slugid
 import taskcluster.aio
 
+from tclocal import expiry
 from tclocal import worker_manager_store as store
 from tclocal.db import Database
 from tclocal.testing import running_tclocal, unique_worker_type
@@ -100,7 +101,7 @@ async def test_expired_workers_old_errors_and_deleted_pools_are_pruned(tmp_path:
         assert await db.run(lambda c: store.get_pool(c, "p/deleted"))
 
         after = t0 + store.ERROR_RETENTION + 1
-        await db.run(lambda c: store.prune(c, after))
+        await db.run(lambda c: expiry.expire(c, after))  # the hourly expiry job prunes them
         assert await db.run(lambda c: store.list_workers(c, "p/kept", None, None, 0, 10)) == []
         assert await db.run(lambda c: store.list_errors(c, "p/kept", None, 0, 10)) == []
         assert [p["workerPoolId"] for p in await db.run(lambda c: store.list_pools(c, 0, 10))] == ["p/kept"]
