@@ -73,8 +73,9 @@ print(json.dumps(latencies), flush=True)
 """
 
 
-def task_definition(args: argparse.Namespace, go: Path) -> dict[str, Any]:
-    argv = [
+def task_argv(args: argparse.Namespace, go: Path) -> list[str]:
+    """The printing task's command line (the same through the worker and through a bare pipe)."""
+    return [
         sys.executable,
         "-c",
         TASK_SCRIPT,
@@ -83,6 +84,10 @@ def task_definition(args: argparse.Namespace, go: Path) -> dict[str, Any]:
         str(args.interval),
         str(args.filler_kib),
     ]
+
+
+def task_definition(args: argparse.Namespace, go: Path) -> dict[str, Any]:
+    argv = task_argv(args, go)
     return {
         "provisionerId": "bench",
         "workerType": WORKER_TYPE,
@@ -161,15 +166,7 @@ async def straight_from_a_pipe(args: argparse.Namespace, tmp: Path) -> list[floa
     go = tmp / "go-pipe"
     go.touch()
     read_end, write_end = os.pipe()
-    argv = [
-        sys.executable,
-        "-c",
-        TASK_SCRIPT,
-        str(go),
-        str(args.lines),
-        str(args.interval),
-        str(args.filler_kib),
-    ]
+    argv = task_argv(args, go)
     reader = await asyncio.create_subprocess_exec(
         sys.executable, "-c", READER_SCRIPT, "-", stdin=read_end, stdout=asyncio.subprocess.PIPE
     )

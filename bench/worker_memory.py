@@ -21,14 +21,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import slugid
 import taskcluster.aio
 
+from bench._worker_pool import trivial_task, worker_config
 from bench.tclocal_cycle import start_server
-from tclocal.timestamps import from_now
 
 WORKER_TYPE = "bench-memory"
 SCRIPT = Path(sys.executable).parent / "generic-worker"
@@ -53,23 +52,6 @@ def baseline_kib() -> int:
     )
 
 
-def task(i: int) -> dict[str, Any]:
-    return {
-        "provisionerId": "bench",
-        "workerType": WORKER_TYPE,
-        "created": from_now(0),
-        "deadline": from_now(3600),
-        "expires": from_now(86400),
-        "payload": {"command": [["true"]], "maxRunTime": 60},
-        "metadata": {
-            "name": f"t{i}",
-            "description": "bench",
-            "owner": "b@example.com",
-            "source": "https://x/",
-        },
-    }
-
-
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_name:
         tmp = Path(tmp_name)
@@ -77,22 +59,7 @@ async def run(args: argparse.Namespace) -> None:
         try:
             async with aiohttp.ClientSession() as session:
                 queue = taskcluster.aio.Queue(options, session=session)
-                auth = taskcluster.aio.Auth(options, session=session)
-                scopes = [
-                    f"queue:claim-work:bench/{WORKER_TYPE}",
-                    "queue:worker-id:bench/w1",
-                    "queue:status:*",
-                ]
-                client = await auth.createClient(
-                    "bench/memory", {"expires": from_now(86400), "description": "b", "scopes": scopes}
-                )
-                config = {
-                    "rootURL": options["rootUrl"], "clientId": "bench/memory", "accessToken": client["accessToken"],
-                    "provisionerId": "bench", "workerType": WORKER_TYPE, "workerGroup": "bench", "workerId": "w1",
-                    "publicIP": "127.0.0.1", "subdomain": "", "livelogGETPort": 0, "taskclusterProxyPort": 0,
-                    "tasksDir": str(tmp / "tasks"), "cachesDir": str(tmp / "caches"), "downloadsDir": str(tmp / "dl"),
-                    "numberOfTasksToRun": 0, "requiredDiskSpaceMegabytes": 1,
-                }  # fmt: skip
+                config = await worker_config(options, session, WORKER_TYPE, tmp, numberOfTasksToRun=0)
                 (tmp / "gw.json").write_text(json.dumps(config))
                 worker = await asyncio.create_subprocess_exec(
                     str(SCRIPT),
@@ -108,7 +75,7 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.sleep(2)  # let it settle into its first long poll
                 idle = rss_kib(worker.pid)
                 for i in range(args.tasks):
-                    await queue.createTask(slugid.nice(), task(i))
+                    await queue.createTask(slugid.nice(), trivial_task(WORKER_TYPE, ["true"], f"t{i}"))
                 warm = args.tasks // 10
                 warm_rss = last_rss = 0
                 started = time.monotonic()

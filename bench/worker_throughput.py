@@ -28,12 +28,12 @@ import aiohttp
 import slugid
 import taskcluster.aio
 
+from bench._worker_pool import trivial_task, worker_config
 from bench.tclocal_cycle import start_server
 from generic_worker.config import config_from_mapping
 from generic_worker.engine.worker import Worker
 from generic_worker.features import build_features
 from generic_worker.timefmt import parse_tc
-from tclocal.timestamps import from_now
 
 WORKER_TYPE = "bench-throughput"
 
@@ -58,23 +58,6 @@ async def rtt_p50(queue: Any, n: int = 200) -> float:
     return statistics.median(samples)
 
 
-def task(i: int) -> dict[str, Any]:
-    return {
-        "provisionerId": "bench",
-        "workerType": WORKER_TYPE,
-        "created": from_now(0),
-        "deadline": from_now(3600),
-        "expires": from_now(86400),
-        "payload": {"command": [["date", "+%s.%N"]], "maxRunTime": 60},
-        "metadata": {
-            "name": f"trivial {i}",
-            "description": "bench",
-            "owner": "b@example.com",
-            "source": "https://x/",
-        },
-    }
-
-
 def command_starts(tasks_dir: Path) -> list[tuple[str, float]]:
     """(taskId, time the command printed) from each task's local backing log."""
     found = []
@@ -93,30 +76,18 @@ async def run(args: argparse.Namespace) -> None:
         try:
             async with aiohttp.ClientSession() as session:
                 queue = taskcluster.aio.Queue(options, session=session)
-                auth = taskcluster.aio.Auth(options, session=session)
-                scopes = [
-                    f"queue:claim-work:bench/{WORKER_TYPE}",
-                    "queue:worker-id:bench/w1",
-                    "queue:status:*",
-                ]
-                client = await auth.createClient(
-                    "bench/worker", {"expires": from_now(86400), "description": "b", "scopes": scopes}
-                )
                 rtt = await rtt_p50(queue)
                 ids = []
                 for i in range(args.tasks):
                     task_id = slugid.nice()
-                    await queue.createTask(task_id, task(i))
+                    await queue.createTask(
+                        task_id, trivial_task(WORKER_TYPE, ["date", "+%s.%N"], f"trivial {i}")
+                    )
                     ids.append(task_id)
-                config, _ = config_from_mapping(
-                    {
-                        "rootURL": options["rootUrl"], "clientId": "bench/worker", "accessToken": client["accessToken"],
-                        "provisionerId": "bench", "workerType": WORKER_TYPE, "workerGroup": "bench", "workerId": "w1",
-                        "publicIP": "127.0.0.1", "subdomain": "", "livelogGETPort": 0, "taskclusterProxyPort": 0,
-                        "tasksDir": str(tmp / "tasks"), "cachesDir": str(tmp / "caches"), "downloadsDir": str(tmp / "dl"),
-                        "numberOfTasksToRun": args.tasks, "cleanUpTaskDirs": False, "requiredDiskSpaceMegabytes": 1,
-                    }
-                )  # fmt: skip
+                raw = await worker_config(
+                    options, session, WORKER_TYPE, tmp, numberOfTasksToRun=args.tasks, cleanUpTaskDirs=False
+                )
+                config, _ = config_from_mapping(raw)
                 worker = Worker(config, build_features(config), state_dir=tmp)
                 started = time.monotonic()
                 code = await worker.run()
