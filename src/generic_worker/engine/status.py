@@ -63,7 +63,6 @@ class StatusManager:
         self._on_lost = on_lost
         self._tasks: list[asyncio.Task[None]] = []
         self._reclaim_listeners: list[Callable[[Credentials], None]] = []
-        self.reclaims = 0
 
     def queue(self) -> Any:
         """A queue client with the current task credentials (they change on every reclaim)."""
@@ -136,7 +135,6 @@ class StatusManager:
             self.credentials = dict(response["credentials"])  # type: ignore[assignment]
             self.taken_until = parse_tc(response["takenUntil"])
             self.state = RunState.RECLAIMED
-            self.reclaims += 1
             log.info(
                 "task %s run %s reclaimed until %s",
                 self.task_id,

@@ -15,7 +15,7 @@ import signal
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ class WorkerContext:
     config: Config
     services: ServiceFactory
     state_dir: Path
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WorkerCrash(Exception):

@@ -31,11 +31,6 @@ def http_status(error: BaseException) -> int | None:
     return None
 
 
-def is_connection_problem(error: BaseException) -> bool:
-    """True for network failures (no HTTP answer at all), after the client's own retries."""
-    return http_status(error) is None
-
-
 _SECRET_QUERY = re.compile(
     r"(?i)\b(signature|bewit|x-amz-signature|x-amz-credential|x-amz-security-token|sig)=[^&\s'\"<>]+"
 )
