@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from generic_worker.exitcodes import ExitCode
 
 from .harness import GW, wait_for
@@ -81,30 +83,22 @@ async def test_without_log_capability_logs_stay_on_stderr(gw: GW):
     assert f"Claimed task {task_id} run 0" in stderr
 
 
-async def test_graceful_termination_finishing_tasks(gw: GW):
-    task_id = await gw.submit(
-        {"command": [["/bin/sh", "-c", "touch started; sleep 1; echo done"]], "maxRunTime": 60}
-    )
+@pytest.mark.parametrize(
+    "finish_tasks,script,resolution",
+    [
+        (True, "touch started; sleep 1; echo done", "completed/completed"),
+        (False, "touch started; exec sleep 600", "exception/worker-shutdown"),
+    ],
+)
+async def test_graceful_termination(gw: GW, finish_tasks: bool, script: str, resolution: str):
+    task_id = await gw.submit({"command": [["/bin/sh", "-c", script]], "maxRunTime": 900})
     runner = await Runner.start(gw, numberOfTasksToRun=0)
     await runner.send({"type": "welcome", "capabilities": ALL})
     await wait_for(lambda: any(gw.tmp.glob("tasks/task_*/started")))
-    await runner.send({"type": "graceful-termination", "finish-tasks": True})
+    await runner.send({"type": "graceful-termination", "finish-tasks": finish_tasks})
     code, _ = await runner.finish()
-    assert code == ExitCode.WORKER_SHUTDOWN
-    assert await gw.resolution(task_id) == "completed/completed"
-
-
-async def test_graceful_termination_aborting_tasks(gw: GW):
-    task_id = await gw.submit(
-        {"command": [["/bin/sh", "-c", "touch started; exec sleep 600"]], "maxRunTime": 900}
-    )
-    runner = await Runner.start(gw, numberOfTasksToRun=0)
-    await runner.send({"type": "welcome", "capabilities": ALL})
-    await wait_for(lambda: any(gw.tmp.glob("tasks/task_*/started")))
-    await runner.send({"type": "graceful-termination", "finish-tasks": False})
-    code, _ = await runner.finish()
-    assert code == ExitCode.WORKER_SHUTDOWN
-    assert await gw.resolution(task_id) == "exception/worker-shutdown"
+    assert code == ExitCode.WORKER_SHUTDOWN  # with or without finishing the running tasks
+    assert await gw.resolution(task_id) == resolution
 
 
 async def test_new_credentials_replace_the_workers(gw: GW):
