@@ -158,7 +158,7 @@ async def demo(examples: Path, data: Path) -> int:
             print(
                 f"tc-local keeps its state: `.venv/bin/tc-local serve --data-dir {data / 'tc-local'}` serves "
                 "these tasks again; then `.venv/bin/tc-local status TASK_ID` / `log TASK_ID` / "
-                "`fetch TASK_ID NAME` (see the README)."
+                "`fetch TASK_ID NAME` (see docs/tc-local.md)."
             )
     finally:
         await server.stop()
