@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import taskcluster.aio
 
-from tclocal.timestamps import from_now
+from tclocal.core.timestamps import from_now
 
 PROVISIONER, WORKER_GROUP, WORKER_ID = "bench", "bench", "w1"
 

@@ -34,7 +34,7 @@ from bench.tclocal_cycle import start_server
 from generic_worker.config import config_from_mapping
 from generic_worker.engine.worker import Worker
 from generic_worker.features import build_features
-from tclocal.timestamps import from_now
+from tclocal.core.timestamps import from_now
 
 WORKER_TYPE = "bench-livelog"
 TARGET_P99 = 0.250

@@ -28,7 +28,7 @@ import aiohttp
 import slugid
 import taskcluster.aio
 
-from tclocal.timestamps import from_now
+from tclocal.core.timestamps import from_now
 
 REQUESTS_PER_CYCLE = 5
 TARGET = 100.0

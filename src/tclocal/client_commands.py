@@ -16,9 +16,9 @@ import taskcluster
 import taskcluster.aio
 import yaml
 
+from tclocal.core.timestamps import from_now
 from tclocal.exitcodes import ExitCode
 from tclocal.server import read_client_options
-from tclocal.timestamps import from_now
 
 LOG_NAMES = ("public/logs/live_backing.log", "public/logs/live.log")
 

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from tclocal import certificates
-from tclocal.auth_store import AuthStore
-from tclocal.blobs import BlobStore
-from tclocal.db import Database
-from tclocal.hawk import Authenticator
-from tclocal.timestamps import now
+from tclocal.auth.store import AuthStore
+from tclocal.core import certificates
+from tclocal.core.blobs import BlobStore
+from tclocal.core.db import Database
+from tclocal.core.hawk import Authenticator
+from tclocal.core.timestamps import now
 
 QUEUE_CLIENT_ID = "static/taskcluster/queue"
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from tclocal import object_store, worker_manager_store
-from tclocal.queue_artifacts import blob_key, object_name
+from tclocal.object import store as object_store
+from tclocal.queue.artifacts_api import blob_key, object_name
+from tclocal.worker_manager import store as worker_manager_store
 
 PURGE_REQUEST_LIFETIME = 24 * 3600.0
 

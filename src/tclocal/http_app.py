@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tclocal.auth_api import AuthService
-from tclocal.blobs import BlobStore
+from tclocal.auth.api import AuthService
 from tclocal.context import Context
-from tclocal.endpoints import Endpoint, Service, health_endpoints, json_reply
-from tclocal.errors import APIError, error_body
-from tclocal.index_api import IndexService
-from tclocal.object_api import ObjectService
-from tclocal.purge_cache_api import PurgeCacheService
-from tclocal.queue_artifacts import QueueArtifacts
-from tclocal.queue_tasks_api import QueueTasks
-from tclocal.queue_worker_api import QueueWorker
-from tclocal.secrets_api import SecretsService
-from tclocal.worker_manager_api import WorkerManagerService
-from tclocal.worker_manager_schemas import PARAMS as WORKER_MANAGER_PARAMS
+from tclocal.core.blobs import BlobStore
+from tclocal.core.endpoints import Endpoint, Service, health_endpoints, json_reply
+from tclocal.core.errors import APIError, error_body
+from tclocal.index.api import IndexService
+from tclocal.object.api import ObjectService
+from tclocal.purge_cache.api import PurgeCacheService
+from tclocal.queue.artifacts_api import QueueArtifacts
+from tclocal.queue.tasks_api import QueueTasks
+from tclocal.queue.worker_api import QueueWorker
+from tclocal.secrets.api import SecretsService
+from tclocal.worker_manager.api import WorkerManagerService
+from tclocal.worker_manager.schemas import PARAMS as WORKER_MANAGER_PARAMS
 
 
 def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:

@@ -19,14 +19,14 @@ import yaml
 from aiohttp import web
 from aiohttp.log import access_logger
 
-from tclocal.auth_store import AuthStore, Client, generate_secret, new_access_token, static_client
-from tclocal.blobs import BlobStore
+from tclocal.auth.store import AuthStore, Client, generate_secret, new_access_token, static_client
 from tclocal.context import QUEUE_CLIENT_ID, Context, Settings
-from tclocal.db import Database
-from tclocal.endpoints import Service
-from tclocal.hawk import Authenticator
+from tclocal.core.blobs import BlobStore
+from tclocal.core.db import Database
+from tclocal.core.endpoints import Service
+from tclocal.core.hawk import Authenticator
 from tclocal.http_app import build_app, build_services
-from tclocal.reaper import Reaper
+from tclocal.queue.reaper import Reaper
 
 ROOT_CLIENT_ID = "static/taskcluster/root"
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import slugid
 
-from tclocal.auth_store import Client, new_access_token
+from tclocal.auth.store import Client, new_access_token
 from tclocal.context import Settings
+from tclocal.core.timestamps import from_now, now
 from tclocal.server import ServerConfig, TCLocalServer
-from tclocal.timestamps import from_now, now
 
 _ROOT = object()
 

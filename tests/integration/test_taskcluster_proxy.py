@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from generic_worker.exitcodes import ExitCode
+from tclocal.core.timestamps import from_now
 from tclocal.testing import running_tclocal
-from tclocal.timestamps import from_now
 
 from .harness import GW
 

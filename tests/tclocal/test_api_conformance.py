@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 import taskcluster
 
-from tclocal import object_api, queue_schemas, secrets_api, worker_manager_schemas
-from tclocal.auth_api import SCOPESET
+from tclocal.auth.api import SCOPESET
+from tclocal.core.validation import Validator
+from tclocal.object import api as object_api
+from tclocal.queue import schemas as queue_schemas
+from tclocal.secrets import api as secrets_api
 from tclocal.testing import RunningTCLocal
-from tclocal.validation import Validator
+from tclocal.worker_manager import schemas as worker_manager_schemas
 
 from .upstream import HAVE_REFERENCES, HAVE_SCHEMAS, SCHEMAS, Unpublished, _registry, api_reference
 

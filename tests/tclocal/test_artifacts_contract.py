@@ -14,8 +14,8 @@ from taskcluster.aio.download import downloadArtifactToBuf
 from taskcluster.aio.upload import uploadFromBuf
 from taskcluster.exceptions import TaskclusterArtifactError, TaskclusterRestFailure
 
+from tclocal.core.timestamps import from_now
 from tclocal.testing import RunningTCLocal
-from tclocal.timestamps import from_now
 
 from .conftest import ClaimedRun, Clients, start_run
 

@@ -13,7 +13,7 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
-from tclocal.auth_store import ANONYMOUS_SCOPES
+from tclocal.auth.store import ANONYMOUS_SCOPES
 from tclocal.testing import RunningTCLocal
 
 from .conftest import Clients

@@ -19,8 +19,8 @@ import taskcluster
 import taskcluster.aio
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from tclocal.core.timestamps import from_now
 from tclocal.testing import RunningTCLocal, running_tclocal, unique_worker_type
-from tclocal.timestamps import from_now
 
 from .conftest import wait_for
 from .upstream import Checked

@@ -11,8 +11,8 @@ import slugid
 import taskcluster
 import taskcluster.aio
 
+from tclocal.core.timestamps import from_now
 from tclocal.testing import running_tclocal, unique_worker_type
-from tclocal.timestamps import from_now
 
 
 async def _first_life(options: dict[str, Any], task: dict[str, Any], worker_type: str) -> dict[str, Any]:

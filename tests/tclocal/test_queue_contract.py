@@ -8,8 +8,8 @@ import pytest
 import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from tclocal.core.timestamps import from_now
 from tclocal.testing import RunningTCLocal
-from tclocal.timestamps import from_now
 
 from .conftest import Clients, claim_one, queue_id, start_run
 

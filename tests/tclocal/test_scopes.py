@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tclocal.roles import RoleResolver
-from tclocal.scopes import normalize, pattern_match, render, satisfies, template_params, unsatisfied
+from tclocal.core.roles import RoleResolver
+from tclocal.core.scopes import normalize, pattern_match, render, satisfies, template_params, unsatisfied
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ import pytest
 import slugid
 import taskcluster.aio
 
+from tclocal.core.timestamps import from_now
 from tclocal.exitcodes import ExitCode
 from tclocal.testing import unique_worker_type
-from tclocal.timestamps import from_now
 
 CHUNK = 1 << 20
 # 256 MiB keeps the test quick; the code path is the same for 2 GiB (bounded chunks, sendfile),

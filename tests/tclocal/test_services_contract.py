@@ -12,8 +12,8 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from tclocal.core.timestamps import from_now
 from tclocal.testing import RunningTCLocal
-from tclocal.timestamps import from_now
 
 from .conftest import Clients, start_run
 

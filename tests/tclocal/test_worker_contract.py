@@ -10,8 +10,8 @@ import pytest
 import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from tclocal.core.timestamps import parse_iso
 from tclocal.testing import RunningTCLocal
-from tclocal.timestamps import parse_iso
 
 from .conftest import Clients, claim_one, queue_id, start_run, wait_for
 

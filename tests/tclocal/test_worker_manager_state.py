@@ -10,9 +10,9 @@ import slugid
 import taskcluster.aio
 
 from tclocal import expiry
-from tclocal import worker_manager_store as store
-from tclocal.db import Database
+from tclocal.core.db import Database
 from tclocal.testing import running_tclocal, unique_worker_type
+from tclocal.worker_manager import store
 
 SECRET = "a" * 44
 REPORT = {"workerGroup": "g", "workerId": "w", "kind": "boot", "title": "t", "description": "d", "extra": {}}

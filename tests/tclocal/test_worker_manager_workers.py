@@ -14,8 +14,8 @@ import pytest
 import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from tclocal.core.timestamps import from_now, parse_iso
 from tclocal.testing import RunningTCLocal, unique_worker_type
-from tclocal.timestamps import from_now, parse_iso
 
 from .conftest import Clients
 

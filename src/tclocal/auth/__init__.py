@@ -1,0 +1,1 @@
+"""The auth service: clients, roles, scope expansion and the authentication test endpoints."""

@@ -1,0 +1,346 @@
+"""The auth service: clients, roles, scope expansion, and the authentication test endpoints."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+from tclocal.auth.store import Client, Role, new_access_token
+from tclocal.context import Context
+from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints
+from tclocal.core.errors import APIError
+from tclocal.core.hawk import Authenticator, ClientRecord
+from tclocal.core.scopes import has_scope, satisfies, unsatisfied
+from tclocal.core.timestamps import now, parse_iso, to_iso
+from tclocal.core.validation import DATE_TIME, SCOPE_LIST, Validator, obj
+
+CLIENT_ID = r"^[A-Za-z0-9!@/:.+|_-]+$"
+CREATE_CLIENT = Validator(
+    obj(
+        ["expires", "description"],
+        expires=DATE_TIME,
+        description={"type": "string", "maxLength": 10240},
+        scopes={**SCOPE_LIST, "uniqueItems": True},
+        deleteOnExpiration={"type": "boolean"},
+    )
+)
+CREATE_ROLE = Validator(
+    obj(
+        ["description", "scopes"],
+        description={"type": "string", "maxLength": 10240},
+        scopes={**SCOPE_LIST, "uniqueItems": True},
+    )
+)
+SCOPESET = Validator(obj(["scopes"], scopes={**SCOPE_LIST, "uniqueItems": True}))
+TEST_AUTHENTICATE = Validator(
+    obj(["clientScopes", "requiredScopes"], clientScopes=SCOPE_LIST, requiredScopes=SCOPE_LIST)
+)
+TESTER_SCOPES_GET = ["test:*", "auth:create-client:test:*"]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+class AuthService:
+    """Handlers for the auth service."""
+
+    def __init__(self, ctx: Context, wst_secret: str) -> None:
+        self.ctx = ctx
+        self._wst_secret = wst_secret
+
+    def _client_reply(self, client: Client, with_token: bool = False) -> dict[str, Any]:
+        reply = client.to_api(self.ctx.auth.expand(client.scopes))
+        if with_token:
+            reply["accessToken"] = client.access_token
+        return reply
+
+    def _client(self, client_id: str) -> Client:
+        client = self.ctx.auth.client(client_id)
+        if client is None:
+            raise APIError("ResourceNotFound", f"Client {client_id} not found")
+        return client
+
+    async def list_clients(self, call: Call) -> Reply:
+        """Handle `listClients` (optionally by prefix)."""
+        prefix = call.query.get("prefix", "")
+        return {"clients": [self._client_reply(c) for c in self.ctx.auth.clients(prefix)]}
+
+    async def client(self, call: Call) -> Reply:
+        """Handle `client`."""
+        return self._client_reply(self._client(call.params["clientId"]))
+
+    async def create_client(self, call: Call) -> Reply:
+        """Handle `createClient`: returns the new accessToken (409 if the clientId exists)."""
+        client_id, body = call.params["clientId"], call.body
+        call.authorize(clientId=client_id, scopes=body.get("scopes", []))
+        if not re.match(CLIENT_ID, client_id):
+            raise APIError("InvalidRequestArguments", f"clientId must match {CLIENT_ID}")
+        if self.ctx.auth.client(client_id) is not None:
+            raise APIError("RequestConflict", f"client with clientId `{client_id}` already exists")
+        t = now()
+        client = Client(
+            client_id,
+            new_access_token(),
+            body.get("scopes", []),
+            body["description"],
+            parse_iso(body["expires"]),
+            t,
+            t,
+            t,
+            delete_on_expiration=body.get("deleteOnExpiration", False),
+        )
+        return self._client_reply(await self.ctx.auth.put_client(client), with_token=True)
+
+    async def update_client(self, call: Call) -> Reply:
+        """Handle `updateClient`: needs the scopes it adds."""
+        client_id, body = call.params["clientId"], call.body
+        old = self._client(client_id)
+        added = [s for s in body.get("scopes", []) if not has_scope(old.scopes, s)]
+        call.authorize(clientId=client_id, scopesAdded=added)
+        client = replace(
+            old,
+            scopes=body.get("scopes", []),
+            description=body["description"],
+            expires=parse_iso(body["expires"]),
+            delete_on_expiration=body.get("deleteOnExpiration", old.delete_on_expiration),
+            last_modified=now(),
+        )
+        return self._client_reply(await self.ctx.auth.put_client(client))
+
+    async def reset_access_token(self, call: Call) -> Reply:
+        """Handle `resetAccessToken`."""
+        old = self._client(call.params["clientId"])
+        t = now()
+        client = replace(old, access_token=new_access_token(), last_rotated=t, last_modified=t)
+        return self._client_reply(await self.ctx.auth.put_client(client), with_token=True)
+
+    async def _set_disabled(self, call: Call, disabled: bool) -> Reply:
+        old = self._client(call.params["clientId"])
+        client = replace(old, disabled=disabled, last_modified=now())
+        return self._client_reply(await self.ctx.auth.put_client(client))
+
+    async def enable_client(self, call: Call) -> Reply:
+        """Handle `enableClient`."""
+        return await self._set_disabled(call, False)
+
+    async def disable_client(self, call: Call) -> Reply:
+        """Handle `disableClient`."""
+        return await self._set_disabled(call, True)
+
+    async def delete_client(self, call: Call) -> Reply:
+        """Handle `deleteClient`."""
+        await self.ctx.auth.delete_client(call.params["clientId"])
+        return None
+
+    def _role_reply(self, role: Role) -> dict[str, Any]:
+        return role.to_api(self.ctx.auth.expand([f"assume:{role.role_id}"]))
+
+    def _role(self, role_id: str) -> Role:
+        role = self.ctx.auth.role(role_id)
+        if role is None:
+            raise APIError("ResourceNotFound", f"Role {role_id} not found")
+        return role
+
+    async def list_roles(self, call: Call) -> Reply:
+        """Handle `listRoles`."""
+        return [self._role_reply(r) for r in self.ctx.auth.roles()]
+
+    async def list_roles2(self, call: Call) -> Reply:
+        """listRoles2."""
+        return {"roles": [self._role_reply(r) for r in self.ctx.auth.roles()]}
+
+    async def list_role_ids(self, call: Call) -> Reply:
+        """Handle `listRoleIds`."""
+        return {"roleIds": [r.role_id for r in self.ctx.auth.roles()]}
+
+    async def role(self, call: Call) -> Reply:
+        """Handle `role`."""
+        return self._role_reply(self._role(call.params["roleId"]))
+
+    async def create_role(self, call: Call) -> Reply:
+        """Handle `createRole`: idempotent for identical content, 409 otherwise."""
+        role_id, body = call.params["roleId"], call.body
+        call.authorize(roleId=role_id, scopes=body["scopes"])
+        existing = self.ctx.auth.role(role_id)
+        if existing is not None:
+            if existing.scopes == sorted(set(body["scopes"])) and existing.description == body["description"]:
+                return self._role_reply(existing)
+            raise APIError("RequestConflict", f"Role with id `{role_id}` already exists")
+        t = now()
+        role = Role(role_id, body["scopes"], body["description"], t, t)
+        return self._role_reply(await self.ctx.auth.put_role(role))
+
+    async def update_role(self, call: Call) -> Reply:
+        """Handle `updateRole`: needs the scopes it adds."""
+        role_id, body = call.params["roleId"], call.body
+        old = self._role(role_id)
+        added = [s for s in body["scopes"] if not has_scope(old.scopes, s)]
+        call.authorize(roleId=role_id, scopesAdded=added)
+        role = replace(old, scopes=body["scopes"], description=body["description"], last_modified=now())
+        return self._role_reply(await self.ctx.auth.put_role(role))
+
+    async def delete_role(self, call: Call) -> Reply:
+        """Handle `deleteRole`."""
+        await self.ctx.auth.delete_role(call.params["roleId"])
+        return None
+
+    async def expand_scopes(self, call: Call) -> Reply:
+        """Handle `expandScopes`."""
+        return {"scopes": self.ctx.auth.expand(call.body["scopes"])}
+
+    async def current_scopes(self, call: Call) -> Reply:
+        """Handle `currentScopes`: the caller's scopes, expanded."""
+        return {"scopes": call.identity().scopes}
+
+    def _tester(self, call: Call, client_scopes: list[str], required: list[str]) -> Reply:
+        """Authenticate as upstream's fake `tester` client (accessToken `no-secret`)."""
+        expand = self.ctx.auth.expand
+
+        def lookup(client_id: str) -> ClientRecord | None:
+            if client_id != "tester":
+                return None
+            return ClientRecord("no-secret", expand(client_scopes), now() + 3600)
+
+        call.authenticator = Authenticator(lookup, expand, self.ctx.settings.hawk_skew)
+        identity = call.identity()
+        if not satisfies(identity.scopes, {"AllOf": required}):
+            raise APIError(
+                "InsufficientScopes",
+                "Client ID {{clientId}} does not have sufficient scopes: missing {{missing}}",
+                clientId=identity.client_id or "(anonymous)",
+                missing=unsatisfied(identity.scopes, {"AllOf": required}),
+            )
+        return {"clientId": identity.client_id, "scopes": identity.scopes}
+
+    async def test_authenticate(self, call: Call) -> Reply:
+        """Handle `testAuthenticate`."""
+        return self._tester(call, call.body["clientScopes"], call.body["requiredScopes"])
+
+    async def test_authenticate_get(self, call: Call) -> Reply:
+        """Handle `testAuthenticateGet`."""
+        return self._tester(call, TESTER_SCOPES_GET, ["test:scope"])
+
+    async def websocktunnel_token(self, call: Call) -> Reply:
+        """Handle `websocktunnelToken`: an HS256 JWT for a websocktunnel (signed with tc-local's secret)."""
+        audience, client = call.params["wstAudience"], call.params["wstClient"]
+        issued = int(now())
+        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        claims = {"sub": client, "aud": audience, "iat": issued, "nbf": issued - 900, "exp": issued + 3600}
+        payload = _b64(json.dumps(claims).encode())
+        signature = hmac.new(self._wst_secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+        token = f"{header}.{payload}.{_b64(signature.digest())}"
+        return {
+            "wstAudience": audience,
+            "wstClient": client,
+            "token": token,
+            "expires": to_iso(issued + 3600),
+        }
+
+    def _client_endpoints(self) -> list[Endpoint]:
+        c = "/clients/<clientId>"
+        return [
+            Endpoint(
+                "listClients",
+                "GET",
+                "/clients/",
+                self.list_clients,
+                "auth:list-clients",
+                query=("prefix", "continuationToken", "limit"),
+            ),
+            Endpoint("client", "GET", c, self.client, "auth:get-client:<clientId>"),
+            Endpoint(
+                "createClient",
+                "PUT",
+                c,
+                self.create_client,
+                _granting("auth:create-client:<clientId>", "scopes"),
+                CREATE_CLIENT,
+            ),
+            Endpoint(
+                "resetAccessToken",
+                "POST",
+                f"{c}/reset",
+                self.reset_access_token,
+                "auth:reset-access-token:<clientId>",
+            ),
+            Endpoint(
+                "updateClient",
+                "POST",
+                c,
+                self.update_client,
+                _granting("auth:update-client:<clientId>", "scopesAdded"),
+                CREATE_CLIENT,
+            ),
+            Endpoint(
+                "enableClient", "POST", f"{c}/enable", self.enable_client, "auth:enable-client:<clientId>"
+            ),
+            Endpoint(
+                "disableClient", "POST", f"{c}/disable", self.disable_client, "auth:disable-client:<clientId>"
+            ),
+            Endpoint("deleteClient", "DELETE", c, self.delete_client, "auth:delete-client:<clientId>"),
+        ]
+
+    def _role_endpoints(self) -> list[Endpoint]:
+        r, page = "/roles/<roleId>", ("continuationToken", "limit")
+        return [
+            Endpoint("listRoles", "GET", "/roles/", self.list_roles, "auth:list-roles"),
+            Endpoint("listRoles2", "GET", "/roles2/", self.list_roles2, "auth:list-roles", query=page),
+            Endpoint("listRoleIds", "GET", "/roleids/", self.list_role_ids, "auth:list-roles", query=page),
+            Endpoint("role", "GET", r, self.role, "auth:get-role:<roleId>"),
+            Endpoint(
+                "createRole",
+                "PUT",
+                r,
+                self.create_role,
+                _granting("auth:create-role:<roleId>", "scopes"),
+                CREATE_ROLE,
+            ),
+            Endpoint(
+                "updateRole",
+                "POST",
+                r,
+                self.update_role,
+                _granting("auth:update-role:<roleId>", "scopesAdded"),
+                CREATE_ROLE,
+            ),
+            Endpoint("deleteRole", "DELETE", r, self.delete_role, "auth:delete-role:<roleId>"),
+        ]
+
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoint table."""
+        return [
+            *health_endpoints(),
+            *self._client_endpoints(),
+            *self._role_endpoints(),
+            Endpoint(
+                "expandScopes", "POST", "/scopes/expand", self.expand_scopes, "auth:expand-scopes", SCOPESET
+            ),
+            Endpoint("currentScopes", "GET", "/scopes/current", self.current_scopes, "auth:current-scopes"),
+            Endpoint(
+                "websocktunnelToken",
+                "GET",
+                "/websocktunnel/<wstAudience>/<wstClient>",
+                self.websocktunnel_token,
+                "auth:websocktunnel-token:<wstAudience>/<wstClient>",
+            ),
+            Endpoint(
+                "testAuthenticate",
+                "POST",
+                "/test-authenticate",
+                self.test_authenticate,
+                None,
+                TEST_AUTHENTICATE,
+            ),
+            Endpoint("testAuthenticateGet", "GET", "/test-authenticate-get/", self.test_authenticate_get),
+        ]
+
+
+def _granting(required: str, listed: str) -> dict[str, Any]:
+    """`required` plus every scope in the request's `listed` parameter (callers cannot escalate)."""
+    return {"AllOf": [required, {"for": "scope", "in": listed, "each": "<scope>"}]}

@@ -1,0 +1,217 @@
+"""Clients and roles: held in memory for authentication, persisted in SQLite.
+
+Static clients (root, tc-local's own service clients, and any from a clients file) live only in
+memory and cannot be changed through the API, like upstream's `static/` clients. Clients and
+roles created through the API are written to SQLite first, then to memory, so a restart keeps
+them. Authentication never touches the database.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import slugid
+
+from tclocal.core.db import Database
+from tclocal.core.errors import APIError
+from tclocal.core.hawk import ClientRecord
+from tclocal.core.roles import RoleResolver
+from tclocal.core.scopes import normalize
+from tclocal.core.timestamps import now, to_iso
+
+# What callers without credentials may do (and, as upstream, every authenticated caller too).
+ANONYMOUS_SCOPES = [
+    "auth:current-scopes",
+    "auth:expand-scopes",
+    "index:find-task:*",
+    "index:list-namespaces:*",
+    "index:list-tasks:*",
+    "purge-cache:all-purge-requests",
+    "queue:get-artifact:public/*",
+    "queue:get-task:*",
+    "queue:list-artifacts:*",
+    "queue:list-dependent-tasks:*",
+    "queue:list-task-group:*",
+    "queue:pending-count:*",
+    "queue:claimed-count:*",
+    "queue:status:*",
+]
+FAR_FUTURE = 4102444800.0  # 2100-01-01, the expiry of static clients
+
+
+def new_access_token() -> str:
+    """A fresh 44-character access token, as upstream's slugid.v4() + slugid.v4()."""
+    return slugid.v4() + slugid.v4()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client as the auth service reports it (plus its secret)."""
+
+    client_id: str
+    access_token: str
+    scopes: list[str]
+    description: str = ""
+    expires: float = FAR_FUTURE
+    created: float = 0.0
+    last_modified: float = 0.0
+    last_rotated: float = 0.0
+    disabled: bool = False
+    delete_on_expiration: bool = False
+    static: bool = False
+
+    def to_api(self, expanded: list[str]) -> dict[str, Any]:
+        """The get-client-response shape."""
+        return {
+            "clientId": self.client_id,
+            "description": self.description,
+            "expires": to_iso(self.expires),
+            "created": to_iso(self.created),
+            "lastModified": to_iso(self.last_modified),
+            "lastDateUsed": to_iso(self.created),
+            "lastRotated": to_iso(self.last_rotated),
+            "deleteOnExpiration": self.delete_on_expiration,
+            "scopes": list(self.scopes),
+            "expandedScopes": expanded,
+            "disabled": self.disabled,
+        }
+
+
+@dataclass(frozen=True)
+class Role:
+    """A role: `assume:<roleId>` grants its scopes."""
+
+    role_id: str
+    scopes: list[str]
+    description: str = ""
+    created: float = 0.0
+    last_modified: float = 0.0
+
+    def to_api(self, expanded: list[str]) -> dict[str, Any]:
+        """The get-role-response shape."""
+        return {
+            "roleId": self.role_id,
+            "scopes": list(self.scopes),
+            "description": self.description,
+            "created": to_iso(self.created),
+            "lastModified": to_iso(self.last_modified),
+            "expandedScopes": expanded,
+        }
+
+
+def static_client(client_id: str, access_token: str, scopes: list[str], description: str) -> Client:
+    """Build an in-memory-only client."""
+    t = now()
+    return Client(client_id, access_token, scopes, description, FAR_FUTURE, t, t, t, static=True)
+
+
+class AuthStore:
+    """All clients and roles; answers lookups for the authenticator from memory."""
+
+    def __init__(self, db: Database, static_clients: list[Client]) -> None:
+        self._db = db
+        self._static = {c.client_id: c for c in static_clients}
+        self._clients: dict[str, Client] = {}
+        self._roles: dict[str, Role] = {}
+        self.resolver = RoleResolver()
+
+    async def load(self) -> None:
+        """Read clients and roles from SQLite; create the `anonymous` role on first start."""
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Client], list[Role]]:
+            clients = [Client(**json.loads(r[0])) for r in conn.execute("SELECT record FROM clients")]
+            roles = [Role(**json.loads(r[0])) for r in conn.execute("SELECT record FROM roles")]
+            return clients, roles
+
+        clients, roles = await self._db.run(read)
+        self._clients = {c.client_id: c for c in clients}
+        self._roles = {r.role_id: r for r in roles}
+        if "anonymous" not in self._roles:
+            t = now()
+            await self.put_role(
+                Role("anonymous", ANONYMOUS_SCOPES, "What callers without credentials may do", t, t)
+            )
+        self._refresh_roles()
+
+    def _refresh_roles(self) -> None:
+        self.resolver.set_roles({r.role_id: r.scopes for r in self._roles.values()})
+
+    def expand(self, scopes: list[str]) -> list[str]:
+        """Expand scopes through the roles."""
+        return self.resolver.expand(scopes)
+
+    def client(self, client_id: str) -> Client | None:
+        """A client by id (static ones first)."""
+        return self._static.get(client_id) or self._clients.get(client_id)
+
+    def lookup(self, client_id: str) -> ClientRecord | None:
+        """The authenticator's view of a client."""
+        client = self.client(client_id)
+        if client is None:
+            return None
+        return ClientRecord(client.access_token, self.expand(client.scopes), client.expires, client.disabled)
+
+    def clients(self, prefix: str = "") -> list[Client]:
+        """Every client whose id starts with `prefix`, sorted by id."""
+        merged = {**self._clients, **self._static}
+        return [merged[k] for k in sorted(merged) if k.startswith(prefix)]
+
+    def role(self, role_id: str) -> Role | None:
+        """A role by id."""
+        return self._roles.get(role_id)
+
+    def roles(self) -> list[Role]:
+        """Every role, sorted by id."""
+        return [self._roles[k] for k in sorted(self._roles)]
+
+    def _check_mutable(self, client_id: str) -> None:
+        if client_id in self._static:
+            raise APIError("RequestConflict", f"Client {client_id} is static and cannot change")
+
+    async def put_client(self, client: Client) -> Client:
+        """Store a (new or changed) client."""
+        self._check_mutable(client.client_id)
+        client = replace(client, scopes=normalize(client.scopes))
+        record = json.dumps(asdict(client))
+        await self._db.run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO clients (client_id, record) VALUES (?, ?)",
+                (client.client_id, record),
+            )
+        )
+        self._clients[client.client_id] = client
+        return client
+
+    async def delete_client(self, client_id: str) -> None:
+        """Remove a client (no error when it does not exist, as upstream)."""
+        self._check_mutable(client_id)
+        await self._db.run(lambda c: c.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)))
+        self._clients.pop(client_id, None)
+
+    async def put_role(self, role: Role) -> Role:
+        """Store a (new or changed) role and refresh the expansion tables."""
+        role = replace(role, scopes=normalize(role.scopes))
+        record = json.dumps(asdict(role))
+        await self._db.run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO roles (role_id, record) VALUES (?, ?)", (role.role_id, record)
+            )
+        )
+        self._roles[role.role_id] = role
+        self._refresh_roles()
+        return role
+
+    async def delete_role(self, role_id: str) -> None:
+        """Remove a role (no error when it does not exist)."""
+        await self._db.run(lambda c: c.execute("DELETE FROM roles WHERE role_id = ?", (role_id,)))
+        self._roles.pop(role_id, None)
+        self._refresh_roles()
+
+
+def generate_secret() -> str:
+    """A random secret for signing blob URLs and issuing service credentials."""
+    return secrets.token_urlsafe(32)

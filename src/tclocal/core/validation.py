@@ -1,0 +1,78 @@
+"""Request-body validation against tc-local's own schema dicts (JSON Schema draft 6).
+
+The schemas are authored in the service modules, following the structure of upstream's request
+schemas; a test checks them against the upstream files. Every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft6Validator
+
+from tclocal.core.errors import APIError
+
+SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
+IDENTIFIER = r"^([a-zA-Z0-9-_]*)$"
+PROJECT_ID = r"^([a-zA-Z0-9._/-]*)$"
+SCOPE = r"^[ -~]*$"
+
+DATE_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+SCOPE_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": SCOPE}}
+
+
+def obj(required: list[str], **properties: Any) -> dict[str, Any]:
+    """A closed object schema (`additionalProperties: false`), as upstream's request schemas are."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+class Validator:
+    """A compiled schema that raises InputValidationError listing every problem."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        Draft6Validator.check_schema(schema)
+        self.schema = schema
+        self._validator = Draft6Validator(schema, format_checker=Draft6Validator.FORMAT_CHECKER)
+
+    def check(self, value: Any) -> None:
+        """Raise APIError(InputValidationError) unless `value` matches the schema."""
+        problems = sorted(self._validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+        if not problems:
+            return
+        lines = [f"* {'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in problems]
+        raise APIError(
+            "InputValidationError",
+            "Input does not match the request schema:\n{{problems}}",
+            problems="\n".join(lines),
+        )
+
+
+class OneOfValidator(Validator):
+    """A `oneOf` schema whose branches are told apart by one property (e.g. `storageType`).
+
+    Checking only the branch the discriminator selects gives precise messages instead of
+    jsonschema's "is not valid under any of the given schemas".
+    """
+
+    def __init__(self, discriminator: str, branches: dict[str, dict[str, Any]]) -> None:
+        super().__init__({"oneOf": list(branches.values())})
+        self.discriminator = discriminator
+        self._branches = {name: Validator(schema) for name, schema in branches.items()}
+
+    def check(self, value: Any) -> None:
+        """Validate against the branch selected by the discriminator property."""
+        kind = value.get(self.discriminator) if isinstance(value, dict) else None
+        branch = self._branches.get(kind) if isinstance(kind, str) else None
+        if branch is None:
+            raise APIError(
+                "InputValidationError",
+                "Input does not match the request schema: `{{field}}` must be one of {{allowed}}",
+                field=self.discriminator,
+                allowed=sorted(self._branches),
+            )
+        branch.check(value)

@@ -1,0 +1,1 @@
+"""The secrets service: named JSON secrets with an expiry."""

@@ -1,0 +1,1 @@
+"""The worker-manager service: worker pools, registered workers and their errors."""
