@@ -14,7 +14,7 @@ import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
 from tclocal.auth.store import ANONYMOUS_SCOPES
-from tclocal.testing import RunningTCLocal
+from tclocal.testing import RunningTCLocal, unique_worker_type
 
 from .conftest import Clients
 
@@ -216,7 +216,21 @@ async def test_roles_expand_through_assume(tc: RunningTCLocal, clients: Clients)
 async def test_anonymous_scopes(clients: Clients) -> None:
     scopes = (await clients.make("auth", None).currentScopes())["scopes"]
     assert set(ANONYMOUS_SCOPES) <= set(scopes)
-    assert "queue:get-artifact:public/*" in scopes
+    # Upstream's development configuration, e.g. the two-colon purge scope workers rely on.
+    for scope in ["purge-cache:purge-requests:*", "auth:get-role:*", "worker-manager:list-workers:*"]:
+        assert scope in scopes
+    assert not any(s.startswith(("github:", "hooks:")) for s in scopes)
+
+
+async def test_a_client_without_purge_scopes_reads_purge_requests(
+    tc: RunningTCLocal, clients: Clients
+) -> None:
+    pool = f"tests/{unique_worker_type()}"
+    await clients.make("purge-cache").purgeCache(pool, {"cacheName": "c1"})
+    client_id = f"tests/no-purge-scopes-{unique_worker_type()}"
+    token = tc.create_client(client_id, [])
+    worker = clients.make("purge-cache", {"clientId": client_id, "accessToken": token})
+    assert [r["cacheName"] for r in (await worker.purgeRequests(pool))["requests"]] == ["c1"]
 
 
 async def test_test_authenticate(clients: Clients) -> None:

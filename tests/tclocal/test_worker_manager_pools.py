@@ -90,10 +90,12 @@ async def test_pool_scopes(tc: RunningTCLocal, clients: Clients) -> None:
     admin = clients.make("worker-manager", {"clientId": client_id, "accessToken": token})
     await refused(admin.createWorkerPool(pool_id, definition(providerId="aws")), 403, "InsufficientScopes")
     await admin.createWorkerPool(pool_id, definition())
-    await refused(admin.workerPool(pool_id), 403)  # needs worker-manager:get-worker-pool:<id>
-    await refused(admin.listWorkerPools(), 403)
-    await refused(admin.createWorkerPool(f"tc-local/{unique_worker_type()}", definition()), 403)
-    await refused(clients.make("worker-manager", None).deleteWorkerPool(pool_id), 403)
+    # Reading pools is the anonymous role's (upstream's development configuration).
+    assert (await admin.workerPool(pool_id))["workerPoolId"] == pool_id
+    await refused(
+        admin.createWorkerPool(f"tc-local/{unique_worker_type()}", definition()), 403, "InsufficientScopes"
+    )
+    await refused(clients.make("worker-manager", None).deleteWorkerPool(pool_id), 403, "InsufficientScopes")
     assert (await admin.deleteWorkerPool(pool_id))["providerId"] == "null-provider"
 
 
@@ -119,7 +121,7 @@ async def test_report_and_list_worker_errors(clients: Clients) -> None:
     only = await manager.listWorkerPoolErrors(pool_id, query={"errorId": first["errorId"]})
     assert only["workerPoolErrors"] == [first]
     paged = await manager.listWorkerPoolErrors(pool_id, query={"limit": 1})
-    assert len(paged["workerPoolErrors"]) == 1 and paged["continuationToken"] == "1"
+    assert len(paged["workerPoolErrors"]) == 1 and paged["continuationToken"]
     assert (await manager.listWorkerPoolErrors(pool_id, query={"launchConfigId": "lc"}))[
         "workerPoolErrors"
     ] == []
@@ -128,6 +130,5 @@ async def test_report_and_list_worker_errors(clients: Clients) -> None:
     await refused(worker.reportWorkerError(f"tc-local/{unique_worker_type()}", report), 403)
     await refused(manager.reportWorkerError(f"tc-local/{unique_worker_type()}", report), 404)
     await refused(worker.reportWorkerError(pool_id, {**report, "kind": "UPPER CASE"}), 400)
-    await refused(worker.listWorkerPoolErrors(pool_id), 403)
     other_pool, _ = await make_pool(clients)
     assert (await manager.listWorkerPoolErrors(other_pool))["workerPoolErrors"] == []

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from generic_worker.errors import TaskError
+from generic_worker.errors import ExceptionReason, TaskError
 from generic_worker.tc import TC_ERRORS, Credentials, ServiceFactory, http_status
 from generic_worker.tc.failures import describe
 from generic_worker.timefmt import now, parse_tc
@@ -170,33 +170,68 @@ class StatusManager:
         """Report the resolution decided by the first error (None: completed).
 
         A report refused because the run is already resolved (cancelled, deadline) is logged,
-        not raised: the worker goes on with the next task.
+        not raised: the worker goes on with the next task. A report the queue refuses as
+        invalid (400) never leaves the run `running` until its claim expires (TARGET §11): a
+        refused `superseded` (today's queue no longer lists that reason, TARGET §10) resolves
+        `completed`, any other refusal `exception/internal-error`.
         """
         if self.state not in (RunState.CLAIMED, RunState.RECLAIMED):
             raise IllegalTransition(
                 f"cannot report task {self.task_id} run {self.run_id} from state {self.state.value}"
             )
         await self.stop_background()
-        queue = self.queue()
-        args = (self.task_id, str(self.run_id))
         try:
-            if error is None:
-                await queue.reportCompleted(*args)
-            elif error.is_failure:
-                await queue.reportFailed(*args)
-            else:
-                await queue.reportException(*args, {"reason": str(error.reason)})
+            await self._send(error)
         except TC_ERRORS as e:
-            self.state = RunState.LOST
-            self.lost_reason = await self.describe_resolution(describe(e))
-            log.warning(
-                "task %s run %s: could not report resolution: %s",
-                self.task_id,
-                self.run_id,
-                self.lost_reason,
-            )
+            if http_status(e) != 400 or not await self._report_instead(error, e):
+                await self._give_up(e)
             return
         self.state = RunState.RESOLVED
+
+    async def _send(self, error: TaskError | None) -> None:
+        queue = self.queue()
+        args = (self.task_id, str(self.run_id))
+        if error is None:
+            await queue.reportCompleted(*args)
+        elif error.is_failure:
+            await queue.reportFailed(*args)
+        else:
+            await queue.reportException(*args, {"reason": str(error.reason)})
+
+    async def _report_instead(self, error: TaskError | None, refusal: BaseException) -> bool:
+        """After a 400: report the fallback resolution; True when the queue took it."""
+        if error is not None and error.reason is ExceptionReason.SUPERSEDED:
+            fallback: TaskError | None = None
+        elif error is not None and error.reason is ExceptionReason.INTERNAL_ERROR:
+            return False  # nothing left to fall back to
+        else:
+            fallback = TaskError.internal_error("the queue refused the report")
+        wanted = "completed/completed" if fallback is None else fallback.resolution
+        log.warning(
+            "task %s run %s: the queue refused %s as invalid (%s); resolving %s instead",
+            self.task_id,
+            self.run_id,
+            "completed/completed" if error is None else error.resolution,
+            describe(refusal),
+            wanted,
+        )
+        try:
+            await self._send(fallback)
+        except TC_ERRORS as e:
+            await self._give_up(e)
+            return True
+        self.state = RunState.RESOLVED
+        return True
+
+    async def _give_up(self, e: BaseException) -> None:
+        self.state = RunState.LOST
+        self.lost_reason = await self.describe_resolution(describe(e))
+        log.warning(
+            "task %s run %s: could not report resolution: %s",
+            self.task_id,
+            self.run_id,
+            self.lost_reason,
+        )
 
 
 def _run_text(run: dict[str, Any]) -> str:

@@ -4,7 +4,9 @@ Asks `GET <supersederUrl>?taskId=<taskId>` (the query argument the seed's schema
 the seed itself forgot to append it) for `{"supersedes": [taskId, ...]}`. If the list is
 non-empty and its first entry is another task, this task is superseded by it: the worker
 writes `{"taskId": "<first>"}` to `<taskDir>/generic-worker/superseded-by.json`, uploads it as
-`public/superseded-by.json`, resolves `exception/superseded`, and runs no commands.
+`public/superseded-by.json`, resolves `exception/superseded`, and runs no commands. Today's
+queue refuses that reason (400); the status manager then resolves the run `completed`
+(TARGET §10), the log already naming the superseding task.
 
 Any problem with the URL (unreachable, not 200, not the expected JSON) only warns, with the
 seed's `[supersede]` lines, and the task runs normally.

@@ -24,21 +24,40 @@ from tclocal.core.scopes import normalize
 from tclocal.core.timestamps import now, to_iso
 
 # What callers without credentials may do (and, as upstream, every authenticated caller too).
+# The `anonymous` role of upstream's development configuration (docker/tc-admin/tc-admin.py),
+# restricted to the services tc-local has (its github and hooks scopes are left out).
 ANONYMOUS_SCOPES = [
     "auth:current-scopes",
     "auth:expand-scopes",
+    "auth:get-client:*",
+    "auth:get-role:*",
+    "auth:list-clients",
+    "auth:list-roles",
     "index:find-task:*",
     "index:list-namespaces:*",
     "index:list-tasks:*",
     "purge-cache:all-purge-requests",
+    "purge-cache:purge-requests:*",
     "queue:get-artifact:public/*",
+    "queue:get-provisioner:*",
     "queue:get-task:*",
+    "queue:get-worker-type:*",
+    "queue:get-worker:*",
     "queue:list-artifacts:*",
     "queue:list-dependent-tasks:*",
+    "queue:list-provisioners",
     "queue:list-task-group:*",
+    "queue:list-worker-types:*",
+    "queue:list-workers:*",
     "queue:pending-count:*",
-    "queue:claimed-count:*",
     "queue:status:*",
+    "secrets:list-secrets",
+    "worker-manager:get-worker-pool:*",
+    "worker-manager:get-worker:*",
+    "worker-manager:list-providers",
+    "worker-manager:list-worker-pool-errors:*",
+    "worker-manager:list-worker-pools",
+    "worker-manager:list-workers:*",
 ]
 FAR_FUTURE = 4102444800.0  # 2100-01-01, the expiry of static clients
 

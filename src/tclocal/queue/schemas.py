@@ -37,10 +37,7 @@ EXCEPTION_REASONS = [
     "resource-unavailable",
     "internal-error",
     "intermittent-task",
-    # Not in today's schema (upstream removed the feature), but the seed-era queue took it and
-    # generic-worker's supersede feature reports it (TARGET §10).
-    "superseded",
-]
+]  # today's `task-exception-request`: no `superseded` (the seed-era queue took it; TARGET §10)
 
 _METADATA = {
     "type": "object",
