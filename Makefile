@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench system-deps clean
+.PHONY: demo test lint typecheck pytest conformance bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ typecheck: $(VENV)/.installed
 
 pytest: $(VENV)/.installed system-deps
 	$(BIN)/pytest
+
+# The contract tests as a conformance suite: against the deployment named by TASKCLUSTER_ROOT_URL,
+# TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN (a client with scope `*`) when all three are
+# set, else against an embedded tc-local (docs/tc-local.md, "Conformance suite").
+conformance: $(VENV)/.installed
+	TCLOCAL_CONFORMANCE=1 $(BIN)/pytest tests/tclocal -rs
 
 # pytest runs last so that its summary line is the last thing printed.
 test: lint typecheck pytest

@@ -24,7 +24,7 @@ class Settings:
     claim_work_wait: float = 20.0
     reaper_interval: float = 5.0
     artifact_grace_after_exception: float = 25 * 60.0
-    hawk_skew: float = 60.0
+    hawk_skew: float = 900.0  # upstream's timestampSkewSec: 15 minutes
     blob_url_lifetime: float = 45 * 60.0
     expiry_interval: float = 3600.0
 

@@ -37,6 +37,31 @@ def unique_worker_type(prefix: str = "wt") -> str:
     return f"{prefix}-{suffix}"
 
 
+def task_definition(**overrides: Any) -> dict[str, Any]:
+    """A valid task definition (deadline in 15 min, expiry in 14 days); override any field."""
+    task: dict[str, Any] = {
+        "provisionerId": "tc-local",
+        "workerType": "test-worker",
+        "schedulerId": "tc-local-tests",
+        "taskGroupId": slugid.nice(),
+        "created": from_now(0),
+        "deadline": from_now(15 * 60),
+        "expires": from_now(14 * 24 * 3600),
+        "retries": 1,
+        "scopes": [],
+        "routes": [],
+        "payload": {"command": [["/bin/sh", "-c", "echo hello"]], "maxRunTime": 60},
+        "metadata": {
+            "name": "tc-local test task",
+            "description": "a task created by tclocal.testing.make_task",
+            "owner": "tc-local@example.com",
+            "source": "https://github.com/taskcluster/taskcluster",
+        },
+    }
+    task.update(overrides)
+    return task
+
+
 @dataclass
 class RunningTCLocal:
     """A tc-local running in a background thread (see `running_tclocal`)."""
@@ -72,28 +97,8 @@ class RunningTCLocal:
         return stored.access_token
 
     def make_task(self, **overrides: Any) -> dict[str, Any]:
-        """A valid task definition (deadline in 15 min, expiry in 14 days); override any field."""
-        task: dict[str, Any] = {
-            "provisionerId": "tc-local",
-            "workerType": "test-worker",
-            "schedulerId": "tc-local-tests",
-            "taskGroupId": slugid.nice(),
-            "created": from_now(0),
-            "deadline": from_now(15 * 60),
-            "expires": from_now(14 * 24 * 3600),
-            "retries": 1,
-            "scopes": [],
-            "routes": [],
-            "payload": {"command": [["/bin/sh", "-c", "echo hello"]], "maxRunTime": 60},
-            "metadata": {
-                "name": "tc-local test task",
-                "description": "a task created by tclocal.testing.make_task",
-                "owner": "tc-local@example.com",
-                "source": "https://github.com/taskcluster/taskcluster",
-            },
-        }
-        task.update(overrides)
-        return task
+        """A valid task definition (see `task_definition`)."""
+        return task_definition(**overrides)
 
 
 def _split_extra(extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,4 +1,9 @@
-"""Fixtures for tc-local's own tests: real services on loopback, official clients, polling."""
+"""Fixtures for the contract tests: a deployment (embedded tc-local or real), official clients.
+
+See `deployment.py` for how the deployment is chosen. Tests marked
+`@pytest.mark.tclocal_only("why")` (or whole modules, with `pytestmark`) test what only
+tc-local has; against a real deployment they are skipped with that reason.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,16 @@ import aiohttp
 import pytest
 import slugid
 import taskcluster.aio
+from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
 from tclocal.testing import RunningTCLocal, running_tclocal, unique_worker_type
 
+from .deployment import Deployment, real_deployment_env
 from .upstream import Checked
+
+REAL = real_deployment_env()
+# Unit tests of tc-local's own libraries: they do not talk to a deployment at all.
+LIBRARY_MODULES = {"test_scopes.py": "unit tests of tc-local's scope library"}
 
 T = TypeVar("T")
 CLIENTS = {
@@ -29,12 +40,56 @@ CLIENTS = {
 }
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Against a real deployment, skip what only tc-local has (with the marker's reason)."""
+    if REAL is None:
+        return
+    marker = item.get_closest_marker("tclocal_only")
+    if marker is not None:
+        pytest.skip(f"tc-local only: {marker.args[0] if marker.args else 'tc-local internals'}")
+    reason = LIBRARY_MODULES.get(item.path.name)
+    if reason is not None:
+        pytest.skip(f"tc-local only: {reason}")
+
+
 @pytest.fixture(scope="session")
-def tc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTCLocal]:
-    """One tc-local for the tc-local tests, with a short claimWork long-poll."""
+def tc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The deployment under test: the real one `make conformance` was given, else tc-local."""
+    if REAL is not None:
+        yield Deployment(
+            REAL["TASKCLUSTER_ROOT_URL"], REAL["TASKCLUSTER_CLIENT_ID"], REAL["TASKCLUSTER_ACCESS_TOKEN"]
+        )
+        return
     data_dir: Path = tmp_path_factory.mktemp("tclocal-contract")
     with running_tclocal(data_dir, claim_work_wait=2.0) as service:
-        yield service
+        yield Deployment(service.root_url, service.root_client_id, service.root_access_token, local=service)
+
+
+@pytest.fixture
+def local(tc: Deployment) -> RunningTCLocal:
+    """The embedded tc-local itself, for `tclocal_only` tests of its internals."""
+    if tc.local is None:
+        pytest.skip("tc-local only: needs the embedded tc-local")
+    return tc.local
+
+
+@pytest.fixture(autouse=True)
+async def _clean_up_after_each_test(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Remove what the test created on the deployment (clients, roles, secrets, pools...)."""
+    yield
+    if "tc" in request.fixturenames:
+        deployment: Deployment = request.getfixturevalue("tc")
+        await deployment.clean_up()
+
+
+async def refused(call: Awaitable[Any], status: int, code: str) -> dict[str, Any]:
+    """Await `call`, which must fail with `status` and upstream's error `code`; return the body."""
+    with pytest.raises((TaskclusterRestFailure, TaskclusterAuthFailure)) as err:
+        await call
+    assert err.value.status_code == status, err.value.body
+    body: dict[str, Any] = err.value.body
+    assert body["code"] == code, body
+    return body
 
 
 @pytest.fixture
@@ -47,7 +102,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 class Clients:
     """Official aio clients for every service, with upstream response checking."""
 
-    def __init__(self, tc: RunningTCLocal, session: aiohttp.ClientSession) -> None:
+    def __init__(self, tc: Deployment, session: aiohttp.ClientSession) -> None:
         self.tc = tc
         self.session = session
 
@@ -60,7 +115,7 @@ class Clients:
 
 
 @pytest.fixture
-def clients(tc: RunningTCLocal, session: aiohttp.ClientSession) -> Clients:
+def clients(tc: Deployment, session: aiohttp.ClientSession) -> Clients:
     """Client factory bound to the session tc-local."""
     return Clients(tc, session)
 
@@ -114,7 +169,7 @@ class ClaimedRun:
 
 
 async def start_run(
-    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str, **task: Any
+    tc: Deployment, clients: Clients, queue: Any, worker_type: str, **task: Any
 ) -> ClaimedRun:
     """Create a task on the worker type's queue and claim it."""
     task_id = slugid.nice()

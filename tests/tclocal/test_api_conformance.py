@@ -24,6 +24,8 @@ from tclocal.worker_manager import schemas as worker_manager_schemas
 
 from .upstream import HAVE_REFERENCES, HAVE_SCHEMAS, SCHEMAS, Unpublished, _registry, api_reference
 
+pytestmark = pytest.mark.tclocal_only("compares tc-local's own endpoint tables and schemas with upstream's")
+
 REQUIRED = {
     "queue": {
         "ping", "createTask", "task", "status", "cancelTask", "rerunTask", "scheduleTask",
@@ -54,9 +56,9 @@ def _route(route: str) -> str:
 
 @pytest.mark.skipif(not HAVE_REFERENCES, reason="upstream API references not present")
 @pytest.mark.parametrize("service", sorted(REQUIRED))
-def test_endpoints_match_upstream(tc: RunningTCLocal, service: str) -> None:
+def test_endpoints_match_upstream(local: RunningTCLocal, service: str) -> None:
     upstream = {e["name"]: e for e in api_reference(service)["entries"]}
-    ours = tc.server.services[service].endpoints
+    ours = local.server.services[service].endpoints
     assert REQUIRED[service] <= {e.name for e in ours}
     for endpoint in ours:
         entry = upstream[endpoint.name]
@@ -68,7 +70,7 @@ def test_endpoints_match_upstream(tc: RunningTCLocal, service: str) -> None:
 
 
 @pytest.mark.parametrize("service", sorted(REQUIRED))
-def test_every_declared_route_is_what_the_official_client_calls(tc: RunningTCLocal, service: str) -> None:
+def test_every_declared_route_is_what_the_official_client_calls(local: RunningTCLocal, service: str) -> None:
     """Each of our endpoints answers the URL the official client builds for it."""
     client_class = {
         "queue": taskcluster.Queue,
@@ -81,12 +83,12 @@ def test_every_declared_route_is_what_the_official_client_calls(tc: RunningTCLoc
     }[service]
     client = client_class({"rootUrl": "http://127.0.0.1:1"})
     values = {"taskQueueId": "prov/type", "name": "public/a b/c", "workerPoolId": "prov/type", "runId": "0"}
-    for endpoint in tc.server.services[service].endpoints:
+    for endpoint in local.server.services[service].endpoints:
         info = client_class.funcinfo[endpoint.name]
         args = [values.get(a, f"{a}-value") for a in info["args"]]
         url = client.buildUrl(endpoint.name, *args, *([{}] if "input" in info else []))
         raw_path = url.split(f"/api/{service}/v1", 1)[1]
-        match = tc.server.services[service].match(endpoint.method, raw_path)
+        match = local.server.services[service].match(endpoint.method, raw_path)
         assert match is not None and match[0].name == endpoint.name, (endpoint.name, raw_path)
         assert match[1] == dict(zip(info["args"], args, strict=True))
 

@@ -15,13 +15,13 @@ from taskcluster.aio.upload import uploadFromBuf
 from taskcluster.exceptions import TaskclusterArtifactError, TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now
-from tclocal.testing import RunningTCLocal
 
-from .conftest import ClaimedRun, Clients, start_run
+from .conftest import ClaimedRun, Clients, refused, start_run
+from .deployment import Deployment
 
 
 @pytest.fixture
-async def run(tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str) -> ClaimedRun:
+async def run(tc: Deployment, clients: Clients, queue: Any, worker_type: str) -> ClaimedRun:
     return await start_run(tc, clients, queue, worker_type)
 
 
@@ -60,6 +60,7 @@ async def test_s3_artifact_round_trip_keeps_headers(
     assert (await queue.latestArtifactInfo(run.task_id, "public/logs/live_backing.log")) == info
 
 
+@pytest.mark.tclocal_only("tc-local's own blob URLs (its S3 stand-in)")
 async def test_blob_urls_are_method_bound_and_signed(run: ClaimedRun, session: aiohttp.ClientSession) -> None:
     created = await run.create("public/x.bin", storageType="s3", contentType="application/octet-stream")
     url = created["putUrl"]
@@ -70,7 +71,7 @@ async def test_blob_urls_are_method_bound_and_signed(run: ClaimedRun, session: a
 
 
 async def test_public_artifacts_are_anonymous_private_need_scopes(
-    tc: RunningTCLocal, run: ClaimedRun, clients: Clients, session: aiohttp.ClientSession
+    tc: Deployment, run: ClaimedRun, clients: Clients, session: aiohttp.ClientSession
 ) -> None:
     for name in ("public/a.txt", "private/b.txt"):
         created = await run.create(name, storageType="s3", contentType="text/plain")
@@ -81,12 +82,10 @@ async def test_public_artifacts_are_anonymous_private_need_scopes(
         assert await response.read() == b"public/a.txt"
     listing = await anonymous.listLatestArtifacts(run.task_id)
     assert {a["name"] for a in listing["artifacts"]} == {"public/a.txt", "private/b.txt"}
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await anonymous.getLatestArtifact(run.task_id, "private/b.txt")
-    assert err.value.status_code == 403
-    assert "queue:get-artifact:private/b.txt" in err.value.body["message"]
+    body = await refused(anonymous.getLatestArtifact(run.task_id, "private/b.txt"), 403, "InsufficientScopes")
+    assert "queue:get-artifact:private/b.txt" in body["message"]
     client_id = f"tests/reader-{run.task_id}"
-    token = tc.create_client(client_id, ["queue:get-artifact:private/*"])
+    token = await tc.create_client(client_id, ["queue:get-artifact:private/*"])
     reader = clients.make("queue", {"clientId": client_id, "accessToken": token})
     assert (await reader.getArtifact(run.task_id, 0, "private/b.txt"))["storageType"] == "s3"
 
@@ -134,19 +133,19 @@ async def test_reference_replaced_by_link(
     async with session.get(found["url"]) as response:
         assert await response.read() == b"log"
     assert (await queue.artifact(run.task_id, 0, "public/logs/live.log"))["storageType"] == "s3"
-    with pytest.raises(TaskclusterRestFailure) as err:  # a link cannot go back to a reference
-        await run.create(
+    await refused(  # a link cannot go back to a reference
+        run.create(
             "public/logs/live.log", storageType="reference", url="http://x/", contentType="text/plain"
-        )
-    assert err.value.status_code == 409
+        ),
+        409,
+        "RequestConflict",
+    )
 
 
 async def test_link_cycles_are_refused(run: ClaimedRun, queue: Any) -> None:
     await run.create("public/l1", storageType="link", artifact="public/l2")
     await run.create("public/l2", storageType="link", artifact="public/l1")
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.getArtifact(run.task_id, 0, "public/l1")
-    assert err.value.status_code == 400
+    await refused(queue.getArtifact(run.task_id, 0, "public/l1"), 400, "InputError")
 
 
 async def test_recreate_rules(run: ClaimedRun) -> None:
@@ -159,39 +158,31 @@ async def test_recreate_rules(run: ClaimedRun) -> None:
         {"storageType": "s3", "contentType": "text/plain", "expires": from_now(3600)},  # shortened
     ]
     for request in conflicting:
-        with pytest.raises(TaskclusterRestFailure) as err:
-            await run.create("public/r.txt", **request)
-        assert err.value.status_code == 409
-        assert err.value.body["code"] == "RequestConflict"
+        await refused(run.create("public/r.txt", **request), 409, "RequestConflict")
 
 
 async def test_create_artifact_errors(run: ClaimedRun, queue: Any, clients: Clients) -> None:
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await run.create("public/bad", storageType="s3")  # no contentType
-    assert err.value.status_code == 400 and err.value.body["code"] == "InputValidationError"
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await run.create(
-            "public/bad", storageType="s3", contentType="x/y", expires="2999-01-01T00:00:00.000Z"
-        )
-    assert err.value.status_code == 400 and err.value.body["code"] == "InputError"
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await run.create("public/bad", storageType="bogus")
-    assert err.value.status_code == 400
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.createArtifact(
-            slugid.nice(), 0, "public/x", {"storageType": "s3", "contentType": "a/b", "expires": run.expires}
-        )
-    assert err.value.status_code in (400, 403)
+    await refused(run.create("public/bad", storageType="s3"), 400, "InputValidationError")  # no contentType
+    late = "2999-01-01T00:00:00.000Z"
+    body = await refused(
+        run.create("public/bad", storageType="s3", contentType="x/y", expires=late), 400, "InputError"
+    )
+    assert "after the task expiration" in body["message"]
+    await refused(run.create("public/bad", storageType="bogus"), 400, "InputValidationError")
+    past = from_now(-3600)
+    await refused(
+        run.create("public/bad", storageType="s3", contentType="x/y", expires=past), 400, "InputError"
+    )
+    unknown = {"storageType": "s3", "contentType": "a/b", "expires": run.expires}
+    await refused(queue.createArtifact(slugid.nice(), 0, "public/x", unknown), 400, "InputError")
+    await refused(queue.createArtifact(run.task_id, 1, "public/x", unknown), 400, "InputError")
     await run.queue.reportCompleted(run.task_id, 0)
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await run.create("public/late", storageType="s3", contentType="text/plain")
-    assert err.value.status_code == 409
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.getArtifact(run.task_id, 0, "public/never-created")
-    assert err.value.status_code == 404
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.listArtifacts(run.task_id, 3)
-    assert err.value.status_code == 404
+    await refused(
+        run.create("public/late", storageType="s3", contentType="text/plain"), 409, "RequestConflict"
+    )
+    await refused(queue.getArtifact(run.task_id, 0, "public/never-created"), 404, "ResourceNotFound")
+    await refused(queue.listArtifacts(run.task_id, 3), 404, "ResourceNotFound")
+    await refused(queue.listLatestArtifacts(slugid.nice()), 404, "ResourceNotFound")
 
 
 async def test_names_with_slashes_spaces_and_percent(
@@ -208,7 +199,7 @@ async def test_names_with_slashes_spaces_and_percent(
 
 @pytest.mark.parametrize("size", [100, 100_000])
 async def test_object_artifact_upload_finish_and_download(
-    tc: RunningTCLocal, run: ClaimedRun, queue: Any, session: aiohttp.ClientSession, size: int
+    tc: Deployment, run: ClaimedRun, queue: Any, session: aiohttp.ClientSession, size: int
 ) -> None:
     data = os.urandom(size)
     name = f"public/object-{size}.bin"
@@ -216,9 +207,11 @@ async def test_object_artifact_upload_finish_and_download(
     assert created["name"] == f"t/{run.task_id}/0/{name}"
     retried = await run.create(name, storageType="object", contentType="application/octet-stream")
     assert retried["uploadId"] == created["uploadId"]
-    with pytest.raises(TaskclusterRestFailure) as err:  # not uploaded yet
-        await run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": created["uploadId"]})
-    assert err.value.status_code == 400
+    not_uploaded = run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": created["uploadId"]})
+    await refused(not_uploaded, 400, "InputError")
+    await refused(
+        run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": slugid.nice()}), 400, "InputError"
+    )
     object_service = taskcluster.aio.Object({"rootUrl": tc.root_url, "credentials": created["credentials"]})
     await uploadFromBuf(
         projectId=created["projectId"],
@@ -230,15 +223,13 @@ async def test_object_artifact_upload_finish_and_download(
         uploadId=created["uploadId"],
         objectService=object_service,
     )
-    with pytest.raises(TaskclusterRestFailure):  # listed only once finished
-        await queue.artifactInfo(run.task_id, 0, name)
+    await refused(queue.artifactInfo(run.task_id, 0, name), 404, "ResourceNotFound")  # only once finished
     await run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": created["uploadId"]})
     await run.queue.finishArtifact(run.task_id, 0, name, {"uploadId": created["uploadId"]})  # idempotent
     buffer, _ = await downloadArtifactToBuf(taskId=run.task_id, name=name, queueService=queue)
     assert bytes(buffer) == data
-    with pytest.raises(TaskclusterRestFailure) as err:  # finished: no second upload
-        await run.create(name, storageType="object", contentType="application/octet-stream")
-    assert err.value.status_code == 409
+    finished = run.create(name, storageType="object", contentType="application/octet-stream")
+    await refused(finished, 409, "RequestConflict")  # finished: no second upload
     found = await queue.getArtifact(run.task_id, 0, name)
     async with session.get(found["url"]) as response:
         assert await response.read() == data

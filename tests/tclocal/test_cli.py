@@ -15,21 +15,23 @@ from tclocal.exitcodes import ExitCode
 from tclocal.server import write_server_info
 from tclocal.testing import RunningTCLocal, unique_worker_type
 
+pytestmark = pytest.mark.tclocal_only("the `tc-local` command line")
+
 
 @pytest.fixture
-def env(tc: RunningTCLocal, monkeypatch: pytest.MonkeyPatch) -> RunningTCLocal:
-    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", tc.root_url)
-    monkeypatch.setenv("TASKCLUSTER_CLIENT_ID", tc.root_client_id)
-    monkeypatch.setenv("TASKCLUSTER_ACCESS_TOKEN", tc.root_access_token)
-    return tc
+def env(local: RunningTCLocal, monkeypatch: pytest.MonkeyPatch) -> RunningTCLocal:
+    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", local.root_url)
+    monkeypatch.setenv("TASKCLUSTER_CLIENT_ID", local.root_client_id)
+    monkeypatch.setenv("TASKCLUSTER_ACCESS_TOKEN", local.root_access_token)
+    return local
 
 
-def run_task_as_worker(tc: RunningTCLocal, worker_type: str, log: bytes) -> None:
+def run_task_as_worker(local: RunningTCLocal, worker_type: str, log: bytes) -> None:
     """Play the worker with the sync client: claim, upload a gzipped log, report completed."""
-    queue = taskcluster.Queue(tc.options())
+    queue = taskcluster.Queue(local.options())
     claim = queue.claimWork(f"tc-local/{worker_type}", {"workerGroup": "g", "workerId": "w", "tasks": 1})
     task_id, expires = claim["tasks"][0]["status"]["taskId"], claim["tasks"][0]["task"]["expires"]
-    as_task = taskcluster.Queue(tc.options(claim["tasks"][0]["credentials"]))
+    as_task = taskcluster.Queue(local.options(claim["tasks"][0]["credentials"]))
     name = "public/logs/live_backing.log"
     put = as_task.createArtifact(
         task_id, 0, name, {"storageType": "s3", "contentType": "text/plain", "expires": expires}
@@ -85,13 +87,13 @@ def test_errors_map_to_exit_codes(
 
 
 def test_client_commands_find_the_service_from_its_data_dir(
-    tc: RunningTCLocal, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local: RunningTCLocal, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("TASKCLUSTER_ROOT_URL", raising=False)
     assert main(["--data-dir", str(tmp_path), "status", slugid.nice()]) == ExitCode.ERROR
-    write_server_info(tc.data_dir, tc.root_url)
+    write_server_info(local.data_dir, local.root_url)
     task_file = tmp_path / "t.json"
     task_file.write_text('{"payload": {}}')
-    assert main(["submit", str(task_file), "--data-dir", str(tc.data_dir)]) == ExitCode.OK
+    assert main(["submit", str(task_file), "--data-dir", str(local.data_dir)]) == ExitCode.OK
     task_id = capsys.readouterr().out.strip()
-    assert taskcluster.Queue(tc.options()).status(task_id)["status"]["state"] == "pending"
+    assert taskcluster.Queue(local.options()).status(task_id)["status"]["state"] == "pending"

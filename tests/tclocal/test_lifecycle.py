@@ -25,6 +25,8 @@ from tclocal.testing import RunningTCLocal, running_tclocal, unique_worker_type
 from .conftest import wait_for
 from .upstream import Checked
 
+pytestmark = pytest.mark.tclocal_only("its own tc-local with shortened expiry and reaper timings")
+
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTCLocal]:

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import slugid
 import taskcluster
 import taskcluster.aio
 
 from tclocal.core.timestamps import from_now
 from tclocal.testing import running_tclocal, unique_worker_type
+
+pytestmark = pytest.mark.tclocal_only("restarts a tc-local on its data directory")
 
 
 async def _first_life(options: dict[str, Any], task: dict[str, Any], worker_type: str) -> dict[str, Any]:

@@ -9,16 +9,16 @@ import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now
-from tclocal.testing import RunningTCLocal
 
 from .conftest import Clients, claim_one, queue_id, start_run
+from .deployment import Deployment
 
 
 async def test_ping_and_health(queue: Any) -> None:
     assert (await queue.ping())["alive"] is True
 
 
-async def test_create_task_returns_pending_status(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_create_task_returns_pending_status(tc: Deployment, queue: Any, worker_type: str) -> None:
     task_id = slugid.nice()
     task = tc.make_task(workerType=worker_type, priority="high")
     status = (await queue.createTask(task_id, task))["status"]
@@ -40,7 +40,7 @@ async def test_create_task_returns_pending_status(tc: RunningTCLocal, queue: Any
 
 
 async def test_create_task_is_idempotent_and_conflicts_on_difference(
-    tc: RunningTCLocal, queue: Any, worker_type: str
+    tc: Deployment, queue: Any, worker_type: str
 ) -> None:
     task_id = slugid.nice()
     task = tc.make_task(workerType=worker_type)
@@ -54,7 +54,7 @@ async def test_create_task_is_idempotent_and_conflicts_on_difference(
     assert set(err.value.body["requestInfo"]) == {"method", "params", "payload", "time"}
 
 
-async def test_create_task_from_task_queue_id_only(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_create_task_from_task_queue_id_only(tc: Deployment, queue: Any, worker_type: str) -> None:
     task = tc.make_task()
     del task["provisionerId"], task["workerType"]
     task["taskQueueId"] = f"prov-x/{worker_type}"
@@ -73,7 +73,7 @@ async def test_create_task_from_task_queue_id_only(tc: RunningTCLocal, queue: An
     ],
 )
 async def test_create_task_rejects_malformed_bodies(
-    tc: RunningTCLocal, queue: Any, change: dict[str, Any], fragment: str
+    tc: Deployment, queue: Any, change: dict[str, Any], fragment: str
 ) -> None:
     with pytest.raises(TaskclusterRestFailure) as err:
         await queue.createTask(slugid.nice(), {**tc.make_task(), **change})
@@ -93,7 +93,7 @@ async def test_create_task_rejects_malformed_bodies(
     ],
 )
 async def test_create_task_rejects_bad_times_and_ids(
-    tc: RunningTCLocal, queue: Any, change: dict[str, Any]
+    tc: Deployment, queue: Any, change: dict[str, Any]
 ) -> None:
     with pytest.raises(TaskclusterRestFailure) as err:
         await queue.createTask(slugid.nice(), {**tc.make_task(), **change})
@@ -110,8 +110,8 @@ async def test_unknown_task_is_404_and_bad_task_id_is_400(queue: Any) -> None:
     assert err.value.status_code == 400 and err.value.body["code"] == "InvalidRequestArguments"
 
 
-async def test_create_task_needs_its_scopes(tc: RunningTCLocal, clients: Clients, worker_type: str) -> None:
-    token = tc.create_client(
+async def test_create_task_needs_its_scopes(tc: Deployment, clients: Clients, worker_type: str) -> None:
+    token = await tc.create_client(
         "tests/creator-" + worker_type, [f"queue:create-task:high:tc-local/{worker_type}"]
     )
     creator = clients.make("queue", {"clientId": "tests/creator-" + worker_type, "accessToken": token})
@@ -120,7 +120,7 @@ async def test_create_task_needs_its_scopes(tc: RunningTCLocal, clients: Clients
     assert err.value.status_code == 403
     assert err.value.body["code"] == "InsufficientScopes"
     assert "queue:scheduler-id:tc-local-tests" in err.value.body["message"]
-    granted = tc.create_client(
+    granted = await tc.create_client(
         "tests/creator-" + worker_type,
         [
             f"queue:create-task:high:tc-local/{worker_type}",
@@ -135,7 +135,7 @@ async def test_create_task_needs_its_scopes(tc: RunningTCLocal, clients: Clients
 
 
 async def test_priority_scopes_allow_lower_priorities_only(
-    tc: RunningTCLocal, clients: Clients, worker_type: str
+    tc: Deployment, clients: Clients, worker_type: str
 ) -> None:
     client_id = f"tests/prio-{worker_type}"
     scopes = [
@@ -144,7 +144,7 @@ async def test_priority_scopes_allow_lower_priorities_only(
         "queue:create-task:project:none",
     ]
     creator = clients.make(
-        "queue", {"clientId": client_id, "accessToken": tc.create_client(client_id, scopes)}
+        "queue", {"clientId": client_id, "accessToken": await tc.create_client(client_id, scopes)}
     )
     await creator.createTask(slugid.nice(), tc.make_task(workerType=worker_type, priority="low"))
     with pytest.raises(TaskclusterRestFailure) as err:
@@ -155,7 +155,7 @@ async def test_priority_scopes_allow_lower_priorities_only(
     assert err.value.status_code == 403
 
 
-async def test_cancel_pending_and_unscheduled_tasks(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_cancel_pending_and_unscheduled_tasks(tc: Deployment, queue: Any, worker_type: str) -> None:
     pending = slugid.nice()
     await queue.createTask(pending, tc.make_task(workerType=worker_type))
     status = (await queue.cancelTask(pending))["status"]
@@ -178,7 +178,7 @@ async def test_cancel_pending_and_unscheduled_tasks(tc: RunningTCLocal, queue: A
 
 
 async def test_cancel_running_task_makes_worker_calls_conflict(
-    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+    tc: Deployment, clients: Clients, queue: Any, worker_type: str
 ) -> None:
     run = await start_run(tc, clients, queue, worker_type)
     await queue.cancelTask(run.task_id)
@@ -190,7 +190,7 @@ async def test_cancel_running_task_makes_worker_calls_conflict(
     await run.create("public/logs/live_backing.log", storageType="s3", contentType="text/plain")
 
 
-async def test_rerun_and_schedule(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_rerun_and_schedule(tc: Deployment, queue: Any, worker_type: str) -> None:
     task_id = slugid.nice()
     await queue.createTask(task_id, tc.make_task(workerType=worker_type))
     assert (await queue.rerunTask(task_id))["status"]["runs"][-1]["runId"] == 0  # still pending: no-op
@@ -207,7 +207,7 @@ async def test_rerun_and_schedule(tc: RunningTCLocal, queue: Any, worker_type: s
     assert status["state"] == "pending" and status["runs"][0]["reasonCreated"] == "scheduled"
 
 
-async def test_list_task_group_pages(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_list_task_group_pages(tc: Deployment, queue: Any, worker_type: str) -> None:
     group = slugid.nice()
     ids = [slugid.nice() for _ in range(3)]
     for task_id in ids:
@@ -225,7 +225,7 @@ async def test_list_task_group_pages(tc: RunningTCLocal, queue: Any, worker_type
     assert err.value.status_code == 404
 
 
-async def test_task_group_scheduler_conflict(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_task_group_scheduler_conflict(tc: Deployment, queue: Any, worker_type: str) -> None:
     group = slugid.nice()
     await queue.createTask(slugid.nice(), tc.make_task(workerType=worker_type, taskGroupId=group))
     with pytest.raises(TaskclusterRestFailure) as err:
@@ -233,7 +233,7 @@ async def test_task_group_scheduler_conflict(tc: RunningTCLocal, queue: Any, wor
     assert err.value.status_code == 409
 
 
-async def test_pending_counts_and_bulk_reads(tc: RunningTCLocal, queue: Any, worker_type: str) -> None:
+async def test_pending_counts_and_bulk_reads(tc: Deployment, queue: Any, worker_type: str) -> None:
     ids = [slugid.nice() for _ in range(3)]
     for task_id in ids:
         await queue.createTask(task_id, tc.make_task(workerType=worker_type))
@@ -248,7 +248,7 @@ async def test_pending_counts_and_bulk_reads(tc: RunningTCLocal, queue: Any, wor
 
 
 async def test_dependencies_all_completed_and_all_resolved(
-    tc: RunningTCLocal, queue: Any, worker_type: str
+    tc: Deployment, queue: Any, worker_type: str
 ) -> None:
     first, second = slugid.nice(), slugid.nice()
     await queue.createTask(first, tc.make_task(workerType=worker_type))
@@ -271,7 +271,7 @@ async def test_dependencies_all_completed_and_all_resolved(
     assert (await queue.status(needs_resolution))["status"]["state"] == "pending"
 
 
-async def test_dependencies_must_exist(tc: RunningTCLocal, queue: Any) -> None:
+async def test_dependencies_must_exist(tc: Deployment, queue: Any) -> None:
     task_id = slugid.nice()
     with pytest.raises(TaskclusterRestFailure) as err:
         await queue.createTask(task_id, tc.make_task(dependencies=[slugid.nice()]))
@@ -282,7 +282,7 @@ async def test_dependencies_must_exist(tc: RunningTCLocal, queue: Any) -> None:
 
 
 async def test_completed_dependency_schedules_new_task_at_once(
-    tc: RunningTCLocal, queue: Any, worker_type: str
+    tc: Deployment, queue: Any, worker_type: str
 ) -> None:
     done = slugid.nice()
     await queue.createTask(done, tc.make_task(workerType=worker_type))

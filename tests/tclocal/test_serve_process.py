@@ -21,6 +21,8 @@ from tclocal.core.timestamps import from_now
 from tclocal.exitcodes import ExitCode
 from tclocal.testing import unique_worker_type
 
+pytestmark = pytest.mark.tclocal_only("runs the `tc-local serve` process")
+
 CHUNK = 1 << 20
 # 256 MiB keeps the test quick; the code path is the same for 2 GiB (bounded chunks, sendfile),
 # which bench/ and the design cover.

@@ -13,9 +13,9 @@ import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now
-from tclocal.testing import RunningTCLocal
 
 from .conftest import Clients, start_run
+from .deployment import Deployment
 
 
 async def test_object_service_data_inline_and_put_url(
@@ -75,9 +75,9 @@ async def test_object_service_data_inline_and_put_url(
     assert err.value.status_code == 404
 
 
-async def test_object_scopes(tc: RunningTCLocal, clients: Clients) -> None:
+async def test_object_scopes(tc: Deployment, clients: Clients) -> None:
     client_id = "tests/object-uploader"
-    token = tc.create_client(client_id, ["object:upload:proj:mine/*"])
+    token = await tc.create_client(client_id, ["object:upload:proj:mine/*"])
     objects = clients.make("object", {"clientId": client_id, "accessToken": token})
     body = {
         "projectId": "proj",
@@ -91,7 +91,7 @@ async def test_object_scopes(tc: RunningTCLocal, clients: Clients) -> None:
     assert err.value.status_code == 403
 
 
-async def test_purge_cache(tc: RunningTCLocal, clients: Clients) -> None:
+async def test_purge_cache(tc: Deployment, clients: Clients) -> None:
     purge = clients.make("purge-cache")
     pool = f"tc-local/{slugid.nice().lower().replace('_', '-')[:10]}"
     before = from_now(-1)
@@ -106,7 +106,7 @@ async def test_purge_cache(tc: RunningTCLocal, clients: Clients) -> None:
         await purge.purgeCache("not-a-pool", {"cacheName": "x"})
     assert err.value.status_code == 400
     client_id = "tests/purge-reader"
-    token = tc.create_client(client_id, [f"purge-cache:purge-requests::{pool}"])
+    token = await tc.create_client(client_id, [f"purge-cache:purge-requests::{pool}"])
     reader = clients.make("purge-cache", {"clientId": client_id, "accessToken": token})
     assert len((await reader.purgeRequests(pool))["requests"]) == 2
     with pytest.raises(TaskclusterRestFailure) as err:
@@ -114,7 +114,7 @@ async def test_purge_cache(tc: RunningTCLocal, clients: Clients) -> None:
     assert err.value.status_code == 403
 
 
-async def test_secrets(tc: RunningTCLocal, clients: Clients) -> None:
+async def test_secrets(tc: Deployment, clients: Clients) -> None:
     secrets = clients.make("secrets")
     name = f"project/{slugid.nice()}"
     await secrets.set(name, {"secret": {"token": "s3cr3t"}, "expires": from_now(3600)})
@@ -122,7 +122,7 @@ async def test_secrets(tc: RunningTCLocal, clients: Clients) -> None:
     assert got["secret"] == {"token": "s3cr3t"}
     assert name in (await secrets.list())["secrets"]
     client_id = "tests/secret-reader"
-    token = tc.create_client(client_id, ["secrets:get:project/*"])
+    token = await tc.create_client(client_id, ["secrets:get:project/*"])
     reader = clients.make("secrets", {"clientId": client_id, "accessToken": token})
     assert (await reader.get(name))["secret"] == {"token": "s3cr3t"}
     with pytest.raises(TaskclusterRestFailure) as err:
@@ -164,7 +164,7 @@ async def test_index_insert_find_rank_and_listings(clients: Clients) -> None:
 
 
 async def test_completed_task_is_indexed_by_its_routes(
-    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str, session: aiohttp.ClientSession
+    tc: Deployment, clients: Clients, queue: Any, worker_type: str, session: aiohttp.ClientSession
 ) -> None:
     namespace = f"project.{worker_type.replace('-', '')}.latest"
     run = await start_run(
@@ -193,7 +193,7 @@ async def test_completed_task_is_indexed_by_its_routes(
         assert await response.read() == b"result"
 
 
-async def test_route_scopes_are_required(tc: RunningTCLocal, clients: Clients, worker_type: str) -> None:
+async def test_route_scopes_are_required(tc: Deployment, clients: Clients, worker_type: str) -> None:
     client_id = f"tests/router-{worker_type}"
     scopes = [
         f"queue:create-task:lowest:tc-local/{worker_type}",
@@ -201,7 +201,7 @@ async def test_route_scopes_are_required(tc: RunningTCLocal, clients: Clients, w
         "queue:create-task:project:none",
     ]
     creator = clients.make(
-        "queue", {"clientId": client_id, "accessToken": tc.create_client(client_id, scopes)}
+        "queue", {"clientId": client_id, "accessToken": await tc.create_client(client_id, scopes)}
     )
     with pytest.raises(TaskclusterRestFailure) as err:
         await creator.createTask(

@@ -14,10 +14,11 @@ from tclocal.core.timestamps import parse_iso
 from tclocal.testing import RunningTCLocal
 
 from .conftest import Clients, claim_one, queue_id, start_run, wait_for
+from .deployment import Deployment
 
 
 async def test_claim_gives_run_scoped_temporary_credentials(
-    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+    tc: Deployment, clients: Clients, queue: Any, worker_type: str
 ) -> None:
     task_id = slugid.nice()
     await queue.createTask(task_id, tc.make_task(workerType=worker_type, scopes=["project:thing"]))
@@ -47,7 +48,7 @@ async def test_claim_gives_run_scoped_temporary_credentials(
 
 
 async def test_reclaim_extends_claim_and_renews_credentials(
-    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+    tc: Deployment, clients: Clients, queue: Any, worker_type: str
 ) -> None:
     run = await start_run(tc, clients, queue, worker_type)
     task_id, claim = run.task_id, run.claim
@@ -79,7 +80,7 @@ async def test_reclaim_extends_claim_and_renews_credentials(
     ],
 )
 async def test_report_exception_retry_semantics(
-    tc: RunningTCLocal,
+    tc: Deployment,
     queue: Any,
     worker_type: str,
     reason: str,
@@ -104,7 +105,7 @@ async def test_report_exception_retry_semantics(
 
 @pytest.mark.parametrize("reason", ["no-such-reason", "superseded"])
 async def test_report_exception_refuses_reasons_outside_todays_schema(
-    tc: RunningTCLocal, queue: Any, worker_type: str, reason: str
+    tc: Deployment, queue: Any, worker_type: str, reason: str
 ) -> None:
     # `superseded` was a seed-era reason; today's task-exception-request schema does not list it.
     task_id = slugid.nice()
@@ -119,10 +120,10 @@ async def test_report_exception_refuses_reasons_outside_todays_schema(
 
 
 async def test_claim_work_validates_and_checks_worker_scopes(
-    tc: RunningTCLocal, clients: Clients, worker_type: str
+    tc: Deployment, clients: Clients, worker_type: str
 ) -> None:
     client_id = f"tests/worker-{worker_type}"
-    token = tc.create_client(
+    token = await tc.create_client(
         client_id, [f"queue:claim-work:tc-local/{worker_type}", "queue:worker-id:my-group/*"]
     )
     worker = clients.make("queue", {"clientId": client_id, "accessToken": token})
@@ -140,14 +141,15 @@ async def test_claim_work_validates_and_checks_worker_scopes(
     assert err.value.status_code == 400
 
 
+@pytest.mark.tclocal_only("watches tc-local's own long-poll wake-up channel")
 async def test_claim_work_returns_as_soon_as_work_appears(
-    tc: RunningTCLocal, clients: Clients, worker_type: str
+    tc: Deployment, local: RunningTCLocal, clients: Clients, worker_type: str
 ) -> None:
     long_poll = clients.make("queue")
     claim = asyncio.create_task(
         long_poll.claimWork(queue_id(worker_type), {"workerGroup": "g", "workerId": "w", "tasks": 32})
     )
-    notifier = tc.server.ctx.notifier if tc.server.ctx else None
+    notifier = local.server.ctx.notifier if local.server.ctx else None
     assert notifier is not None
 
     async def waiting() -> int:
@@ -161,9 +163,7 @@ async def test_claim_work_returns_as_soon_as_work_appears(
     assert [c["status"]["taskId"] for c in reply["tasks"]] == [task_id]
 
 
-async def test_claim_work_orders_by_priority_then_age(
-    tc: RunningTCLocal, queue: Any, worker_type: str
-) -> None:
+async def test_claim_work_orders_by_priority_then_age(tc: Deployment, queue: Any, worker_type: str) -> None:
     low, high, low2 = slugid.nice(), slugid.nice(), slugid.nice()
     await queue.createTask(low, tc.make_task(workerType=worker_type, priority="low"))
     await queue.createTask(high, tc.make_task(workerType=worker_type, priority="very-high"))
@@ -173,7 +173,7 @@ async def test_claim_work_orders_by_priority_then_age(
 
 
 async def test_concurrent_claimers_never_share_a_run(
-    tc: RunningTCLocal, clients: Clients, queue: Any, worker_type: str
+    tc: Deployment, clients: Clients, queue: Any, worker_type: str
 ) -> None:
     ids = {slugid.nice() for _ in range(40)}
     await asyncio.gather(*(queue.createTask(t, tc.make_task(workerType=worker_type)) for t in ids))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tclocal.testing import RunningTCLocal, unique_worker_type
+from tclocal.testing import unique_worker_type
 
 from .conftest import Clients
+from .deployment import Deployment
 from .test_worker_manager_workers import make_pool, new_secret, refused, register
 
 
@@ -80,10 +81,10 @@ async def test_pool_definitions_are_checked(clients: Clients) -> None:
     assert created["config"] == extra and created["providerId"] == "aws"
 
 
-async def test_pool_scopes(tc: RunningTCLocal, clients: Clients) -> None:
+async def test_pool_scopes(tc: Deployment, clients: Clients) -> None:
     pool_id = f"tc-local/{unique_worker_type()}"
     client_id = f"tests/wm-admin-{unique_worker_type()}"
-    token = tc.create_client(
+    token = await tc.create_client(
         client_id,
         [f"worker-manager:manage-worker-pool:{pool_id}", "worker-manager:provider:static"],
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import slugid
 import taskcluster.aio
 
@@ -13,6 +14,8 @@ from tclocal import expiry
 from tclocal.core.db import Database
 from tclocal.testing import running_tclocal, unique_worker_type
 from tclocal.worker_manager import store
+
+pytestmark = pytest.mark.tclocal_only("restarts a tc-local and runs its expiry job")
 
 SECRET = "a" * 44
 REPORT = {"workerGroup": "g", "workerId": "w", "kind": "boot", "title": "t", "description": "d", "extra": {}}

@@ -15,9 +15,10 @@ import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now, parse_iso
-from tclocal.testing import RunningTCLocal, unique_worker_type
+from tclocal.testing import unique_worker_type
 
 from .conftest import Clients
+from .deployment import Deployment
 
 LIFETIME = 3600
 
@@ -70,7 +71,7 @@ async def refused(call: Any, status: int, code: str | None = None) -> dict[str, 
     return body
 
 
-async def test_register_issues_worker_credentials_and_config(tc: RunningTCLocal, clients: Clients) -> None:
+async def test_register_issues_worker_credentials_and_config(tc: Deployment, clients: Clients) -> None:
     worker_config = {"genericWorker": {"config": {"idleTimeoutSecs": 5}}}
     pool_id, secret = await make_pool(
         clients, workerConfig=worker_config, lifecycle={"reregistrationTimeout": LIFETIME}
@@ -242,7 +243,7 @@ async def test_deleted_pool_tells_its_workers_to_terminate(clients: Clients) -> 
     assert (await root.shouldWorkerTerminate(pool_id, "g1", "w2"))["terminate"] is False
 
 
-async def test_worker_endpoints_need_their_scopes(tc: RunningTCLocal, clients: Clients) -> None:
+async def test_worker_endpoints_need_their_scopes(tc: Deployment, clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
     registered = await register(clients, pool_id, secret)
     other = await register(clients, pool_id, secret, "w2")
@@ -253,7 +254,7 @@ async def test_worker_endpoints_need_their_scopes(tc: RunningTCLocal, clients: C
     await refused(anonymous.shouldWorkerTerminate(pool_id, "g1", "w1"), 403, "InsufficientScopes")
     await refused(anonymous.removeWorker(pool_id, "g1", "w1"), 403, "InsufficientScopes")
     client_id = f"tests/wm-reader-{unique_worker_type()}"
-    token = tc.create_client(
+    token = await tc.create_client(
         client_id,
         [f"worker-manager:get-worker:{pool_id}/*", f"worker-manager:list-workers:{pool_id}"],
     )

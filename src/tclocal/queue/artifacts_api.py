@@ -166,8 +166,10 @@ class QueueArtifacts:
             if expires > task.expires:
                 raise APIError(
                     "InputError",
-                    "Artifact expires ({{expires}}) after the task expiration ({{taskExpires}})",
-                    expires=body["expires"],
+                    "Artifact expires ({{expires}}) after the task expiration {{taskExpires}} "
+                    "(task.expires < expires) - this is not allowed, artifacts may not expire "
+                    "after the task they belong to expires",
+                    expires=to_iso(expires),
                     taskExpires=task.definition["expires"],
                 )
             stored = _store_artifact(conn, (task_id, run_id, name), new)
