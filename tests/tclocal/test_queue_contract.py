@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 import slugid
-from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now
 
-from .conftest import Clients, claim_one, queue_id, start_run
+from .conftest import Clients, claim_one, queue_id, refused, start_run
 from .deployment import Deployment
 
 
@@ -47,11 +46,8 @@ async def test_create_task_is_idempotent_and_conflicts_on_difference(
     first = await queue.createTask(task_id, task)
     again = await queue.createTask(task_id, task)
     assert again["status"] == first["status"]
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.createTask(task_id, {**task, "retries": 3})
-    assert err.value.status_code == 409
-    assert err.value.body["code"] == "RequestConflict"
-    assert set(err.value.body["requestInfo"]) == {"method", "params", "payload", "time"}
+    body = await refused(queue.createTask(task_id, {**task, "retries": 3}), 409, "RequestConflict")
+    assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
 
 
 async def test_create_task_from_task_queue_id_only(tc: Deployment, queue: Any, worker_type: str) -> None:
@@ -73,13 +69,11 @@ async def test_create_task_from_task_queue_id_only(tc: Deployment, queue: Any, w
     ],
 )
 async def test_create_task_rejects_malformed_bodies(
-    tc: Deployment, queue: Any, change: dict[str, Any], fragment: str
+    tc: Deployment, queue: Any, worker_type: str, change: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.createTask(slugid.nice(), {**tc.make_task(), **change})
-    assert err.value.status_code == 400
-    assert err.value.body["code"] == "InputValidationError"
-    assert fragment in err.value.body["message"]
+    task = {**tc.make_task(workerType=worker_type), **change}
+    body = await refused(queue.createTask(slugid.nice(), task), 400, "InputValidationError")
+    assert fragment in body["message"]
 
 
 @pytest.mark.parametrize(
@@ -93,21 +87,16 @@ async def test_create_task_rejects_malformed_bodies(
     ],
 )
 async def test_create_task_rejects_bad_times_and_ids(
-    tc: Deployment, queue: Any, change: dict[str, Any]
+    tc: Deployment, queue: Any, worker_type: str, change: dict[str, Any]
 ) -> None:
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.createTask(slugid.nice(), {**tc.make_task(), **change})
-    assert err.value.status_code == 400
-    assert err.value.body["code"] == "InputError"
+    task = {**tc.make_task(workerType=worker_type), **change}
+    await refused(queue.createTask(slugid.nice(), task), 400, "InputError")
 
 
 async def test_unknown_task_is_404_and_bad_task_id_is_400(queue: Any) -> None:
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.status(slugid.nice())
-    assert err.value.status_code == 404 and err.value.body["code"] == "ResourceNotFound"
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.task("not-a-slugid")
-    assert err.value.status_code == 400 and err.value.body["code"] == "InvalidRequestArguments"
+    await refused(queue.status(slugid.nice()), 404, "ResourceNotFound")
+    await refused(queue.task(slugid.nice()), 404, "ResourceNotFound")
+    await refused(queue.task("not-a-slugid"), 400, "InvalidRequestArguments")
 
 
 async def test_create_task_needs_its_scopes(tc: Deployment, clients: Clients, worker_type: str) -> None:
@@ -115,11 +104,12 @@ async def test_create_task_needs_its_scopes(tc: Deployment, clients: Clients, wo
         "tests/creator-" + worker_type, [f"queue:create-task:high:tc-local/{worker_type}"]
     )
     creator = clients.make("queue", {"clientId": "tests/creator-" + worker_type, "accessToken": token})
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await creator.createTask(slugid.nice(), tc.make_task(workerType=worker_type, priority="high"))
-    assert err.value.status_code == 403
-    assert err.value.body["code"] == "InsufficientScopes"
-    assert "queue:scheduler-id:tc-local-tests" in err.value.body["message"]
+    body = await refused(
+        creator.createTask(slugid.nice(), tc.make_task(workerType=worker_type, priority="high")),
+        403,
+        "InsufficientScopes",
+    )
+    assert "queue:scheduler-id:tc-local-tests" in body["message"]
     granted = await tc.create_client(
         "tests/creator-" + worker_type,
         [
@@ -147,12 +137,10 @@ async def test_priority_scopes_allow_lower_priorities_only(
         "queue", {"clientId": client_id, "accessToken": await tc.create_client(client_id, scopes)}
     )
     await creator.createTask(slugid.nice(), tc.make_task(workerType=worker_type, priority="low"))
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await creator.createTask(slugid.nice(), tc.make_task(workerType=worker_type, priority="high"))
-    assert err.value.status_code == 403
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await creator.createTask(slugid.nice(), tc.make_task(workerType=worker_type, scopes=["x:y"]))
-    assert err.value.status_code == 403
+    high = tc.make_task(workerType=worker_type, priority="high")
+    await refused(creator.createTask(slugid.nice(), high), 403, "InsufficientScopes")
+    scoped = tc.make_task(workerType=worker_type, scopes=["x:y"])
+    await refused(creator.createTask(slugid.nice(), scoped), 403, "InsufficientScopes")
 
 
 async def test_cancel_pending_and_unscheduled_tasks(tc: Deployment, queue: Any, worker_type: str) -> None:
@@ -183,9 +171,7 @@ async def test_cancel_running_task_makes_worker_calls_conflict(
     run = await start_run(tc, clients, queue, worker_type)
     await queue.cancelTask(run.task_id)
     for call in (run.queue.reclaimTask(run.task_id, 0), run.queue.reportCompleted(run.task_id, 0)):
-        with pytest.raises(TaskclusterRestFailure) as err:
-            await call
-        assert err.value.status_code == 409
+        await refused(call, 409, "RequestConflict")
     # Logs may still be uploaded after cancellation.
     await run.create("public/logs/live_backing.log", storageType="s3", contentType="text/plain")
 
@@ -213,24 +199,26 @@ async def test_list_task_group_pages(tc: Deployment, queue: Any, worker_type: st
     for task_id in ids:
         await queue.createTask(task_id, tc.make_task(workerType=worker_type, taskGroupId=group))
     first = await queue.listTaskGroup(group, query={"limit": 2})
-    assert [t["status"]["taskId"] for t in first["tasks"]] == ids[:2]
-    rest = await queue.listTaskGroup(
-        group, query={"limit": 2, "continuationToken": first["continuationToken"]}
-    )
-    assert [t["status"]["taskId"] for t in rest["tasks"]] == ids[2:]
-    assert "continuationToken" not in rest
-    assert (await queue.getTaskGroup(group))["schedulerId"] == "tc-local-tests"
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.listTaskGroup(slugid.nice())
-    assert err.value.status_code == 404
+    # Upstream orders members by taskId (so that pages never overlap) and may end on an empty page.
+    listed = [t["status"]["taskId"] for t in first["tasks"]]
+    token = first.get("continuationToken")
+    while token:
+        page = await queue.listTaskGroup(group, query={"limit": 2, "continuationToken": token})
+        listed += [t["status"]["taskId"] for t in page["tasks"]]
+        token = page.get("continuationToken")
+    assert listed == sorted(ids)
+    assert (first["taskGroupId"], first["schedulerId"]) == (group, "tc-local-tests")
+    group_info = await queue.getTaskGroup(group)
+    assert group_info == {"taskGroupId": group, "schedulerId": "tc-local-tests", "expires": first["expires"]}
+    await refused(queue.listTaskGroup(slugid.nice()), 404, "ResourceNotFound")
+    await refused(queue.getTaskGroup(slugid.nice()), 404, "ResourceNotFound")
 
 
 async def test_task_group_scheduler_conflict(tc: Deployment, queue: Any, worker_type: str) -> None:
     group = slugid.nice()
     await queue.createTask(slugid.nice(), tc.make_task(workerType=worker_type, taskGroupId=group))
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.createTask(slugid.nice(), tc.make_task(taskGroupId=group, schedulerId="other"))
-    assert err.value.status_code == 409
+    other = tc.make_task(workerType=worker_type, taskGroupId=group, schedulerId="other")
+    await refused(queue.createTask(slugid.nice(), other), 409, "RequestConflict")
 
 
 async def test_pending_counts_and_bulk_reads(tc: Deployment, queue: Any, worker_type: str) -> None:
@@ -271,14 +259,18 @@ async def test_dependencies_all_completed_and_all_resolved(
     assert (await queue.status(needs_resolution))["status"]["state"] == "pending"
 
 
-async def test_dependencies_must_exist(tc: Deployment, queue: Any) -> None:
-    task_id = slugid.nice()
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.createTask(task_id, tc.make_task(dependencies=[slugid.nice()]))
-    assert err.value.status_code == 400
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.status(task_id)
-    assert err.value.status_code == 404
+async def test_dependencies_must_exist(tc: Deployment, queue: Any, worker_type: str) -> None:
+    task_id, missing = slugid.nice(), slugid.nice()
+    task = tc.make_task(workerType=worker_type, dependencies=[missing])
+    body = await refused(queue.createTask(task_id, task), 400, "InputError")
+    assert missing in body["message"]
+    # As upstream, the task was stored all the same and stays unscheduled until its deadline.
+    assert (await queue.status(task_id))["status"]["state"] == "unscheduled"
+    short_lived = slugid.nice()
+    await queue.createTask(short_lived, tc.make_task(workerType=worker_type, expires=from_now(1800)))
+    late = tc.make_task(workerType=worker_type, dependencies=[short_lived], deadline=from_now(3600))
+    body = await refused(queue.createTask(slugid.nice(), late), 400, "InputError")
+    assert short_lived in body["message"]
 
 
 async def test_completed_dependency_schedules_new_task_at_once(

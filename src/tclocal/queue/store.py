@@ -68,39 +68,54 @@ def _is_blocked(conn: sqlite3.Connection, task_id: str) -> bool:
 
 def _check_dependencies(
     conn: sqlite3.Connection, task_id: str, definition: dict[str, Any]
-) -> list[tuple[str, bool]]:
-    """Return (required taskId, already satisfied) pairs; 400 when one is missing or expires early."""
+) -> tuple[list[tuple[str, bool]], APIError | None]:
+    """Return (required taskId, already satisfied) pairs and upstream's 400, if any.
+
+    The error is for a dependency that is missing or expires before this task's deadline.
+    """
     deadline = definition["deadline"]
     missing, expiring, result = [], [], []
     for dep in definition["dependencies"]:
-        if dep == task_id:
-            result.append((dep, False))
-            continue
-        required = load(conn, dep)
-        if required is None:
+        required = None if dep == task_id else load(conn, dep)
+        if required is None and dep != task_id:
             missing.append(dep)
-            continue
-        if required.definition["expires"] < deadline:
+        elif required is not None and required.definition["expires"] < deadline:
             expiring.append(dep)
-        state = required.state
+        state = required.state if required is not None else None
         done = state == "completed" or (definition["requires"] == "all-resolved" and state in RESOLVED)
         result.append((dep, done))
-    if missing or expiring:
-        raise APIError(
-            "InputError",
-            "`task.dependencies` references non-existing tasks or tasks that expire before "
-            "`task.deadline`. All taskIds in `task.dependencies` **must** exist before the task "
-            "is created, and expire after its deadline.",
-            missingTaskDependencies=missing,
-            expiringTaskDependencies=expiring,
+    if not missing and not expiring:
+        return result, None
+    message = ""
+    if missing:
+        listed = "\n".join(f" * {dep}" for dep in missing)
+        message += (
+            f"`task.dependencies` references non-existing tasks: \n{listed}\n"
+            "All taskIds in `task.dependencies` **must** exist\nbefore the task is created.\n"
         )
-    return result
+    if expiring:
+        listed = "\n".join(f" * {dep}," for dep in expiring)
+        message += (
+            "`task.dependencies` references tasks that expires\nbefore `task.deadline` this is not "
+            f"allowed, see tasks: \n{listed}\n"
+            "All taskIds in `task.dependencies` **must** have\n`task.expires` greater than the "
+            "`deadline` for this task.\n"
+        )
+    error = APIError(
+        "InputError", message, missingTaskDependencies=missing, expiringTaskDependencies=expiring
+    )
+    return result, error
 
 
 def insert_task(
     conn: sqlite3.Connection, task_id: str, definition: dict[str, Any], current: float, effects: Effects
-) -> TaskRecord:
-    """Handle `createTask`: idempotent for an identical definition, 409 for a different one."""
+) -> tuple[TaskRecord, APIError | None]:
+    """Handle `createTask`: idempotent for an identical definition, 409 for a different one.
+
+    As upstream, a task whose dependencies are missing (or expire before its deadline) is
+    still stored, unscheduled for good (it resolves at its deadline), and the error is
+    returned for the caller to answer once the transaction has committed.
+    """
     existing = load(conn, task_id)
     if existing is not None:
         if existing.definition != definition:
@@ -109,7 +124,7 @@ def insert_task(
                 f"taskId `{task_id}` already used by another task.\n"
                 "This could be the result of faulty idempotency!",
             )
-        return existing
+        return existing, None
     group = conn.execute(
         "SELECT scheduler_id FROM task_groups WHERE task_group_id = ?", (definition["taskGroupId"],)
     ).fetchone()
@@ -120,7 +135,7 @@ def insert_task(
             f"than `{definition['schedulerId']}`. All tasks in the same task-group must have the "
             "same schedulerId.",
         )
-    dependencies = _check_dependencies(conn, task_id, definition)
+    dependencies, dependency_error = _check_dependencies(conn, task_id, definition)
     task = TaskRecord(task_id, definition, [], definition["retries"])
     conn.execute(
         "INSERT INTO task_groups (task_group_id, scheduler_id, expires) VALUES (?, ?, ?) "
@@ -150,10 +165,10 @@ def insert_task(
         "VALUES (?, ?, ?, ?)",
         [(dep, task_id, definition["requires"], int(done)) for dep, done in dependencies],
     )
-    if not any(not done for _, done in dependencies):
+    if dependency_error is None and all(done for _, done in dependencies):
         _schedule(task, current, effects)
         save(conn, task)
-    return task
+    return task, dependency_error
 
 
 def claim(

@@ -93,10 +93,14 @@ class QueueTasks:
         )
         current = now()
         definition = finish_definition(task_id, definition, current)
-        task = await self._transition(
-            lambda c, e: queue_store.insert_task(c, task_id, definition, current, e)
+        effects = Effects()
+        task, error = await self.ctx.db.run(
+            lambda c: queue_store.insert_task(c, task_id, definition, current, effects)
         )
+        self.ctx.notifier.notify(effects.pending_queues)
         self.ctx.poke_reaper(task.deadline)
+        if error is not None:
+            raise error  # the task is stored, unscheduled: upstream's answer and state
         return {"status": task.status()}
 
     async def task(self, call: Call) -> Reply:
@@ -128,43 +132,42 @@ class QueueTasks:
         return await self._act(call, queue_store.cancel)
 
     async def list_task_group(self, call: Call) -> Reply:
-        """Handle `listTaskGroup`: `{status, task}` of each member, in creation order."""
+        """Handle `listTaskGroup`: the group's metadata and `{status, task}` of each member.
+
+        Members are ordered by taskId, as upstream orders them (so that pages never overlap);
+        the continuation token is the last taskId of the page.
+        """
         group_id = call.params["taskGroupId"]
         after, limit = page_args(call)
 
-        def read(conn: sqlite3.Connection) -> tuple[bool, list[tuple[int, TaskRecord]]]:
-            exists = conn.execute("SELECT 1 FROM task_groups WHERE task_group_id = ?", (group_id,)).fetchone()
+        def read(conn: sqlite3.Connection) -> tuple[Any, list[TaskRecord]]:
+            group = conn.execute("SELECT * FROM task_groups WHERE task_group_id = ?", (group_id,)).fetchone()
             rows = conn.execute(
-                "SELECT rowid, * FROM tasks WHERE task_group_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
-                (group_id, int(after or 0), limit + 1),
+                "SELECT * FROM tasks WHERE task_group_id = ? AND task_id > ? ORDER BY task_id LIMIT ?",
+                (group_id, after or "", limit + 1),
             ).fetchall()
-            return exists is not None, [(r["rowid"], TaskRecord.from_row(r)) for r in rows]
+            return group, [TaskRecord.from_row(r) for r in rows]
 
-        exists, rows = await self.ctx.db.run(read)
-        if not exists:
+        group, rows = await self.ctx.db.run(read)
+        if group is None:
             raise APIError("ResourceNotFound", f"No task-group with taskGroupId: `{group_id}`")
         result: dict[str, Any] = {
-            "taskGroupId": group_id,
-            "tasks": [{"status": t.status(), "task": t.definition} for _, t in rows[:limit]],
+            **_task_group(group),
+            "tasks": [{"status": t.status(), "task": t.definition} for t in rows[:limit]],
         }
         if len(rows) > limit:
-            result["continuationToken"] = str(rows[limit - 1][0])
+            result["continuationToken"] = rows[limit - 1].task_id
         return result
 
     async def get_task_group(self, call: Call) -> Reply:
-        """Handle `getTaskGroup`."""
+        """Handle `getTaskGroup` (tc-local never seals a group, so `sealed` is never present)."""
         group_id = call.params["taskGroupId"]
         row = await self.ctx.db.run(
             lambda c: c.execute("SELECT * FROM task_groups WHERE task_group_id = ?", (group_id,)).fetchone()
         )
         if row is None:
             raise APIError("ResourceNotFound", f"No task-group with taskGroupId: `{group_id}`")
-        return {
-            "taskGroupId": group_id,
-            "schedulerId": row["scheduler_id"],
-            "expires": to_iso(row["expires"]),
-            "sealed": None,
-        }
+        return _task_group(row)
 
     async def list_dependent_tasks(self, call: Call) -> Reply:
         """Handle `listDependentTasks`."""
@@ -312,3 +315,12 @@ class QueueTasks:
 def _each_task(scope: str) -> dict[str, Any]:
     """A scope for every taskId in the request body (tasks / statuses)."""
     return {"AllOf": [{"for": "taskId", "in": "taskIds", "each": scope}]}
+
+
+def _task_group(row: Any) -> dict[str, Any]:
+    """A task group as upstream serialises it (`sealed` only once sealed)."""
+    return {
+        "taskGroupId": row["task_group_id"],
+        "schedulerId": row["scheduler_id"],
+        "expires": to_iso(row["expires"]),
+    }
