@@ -23,7 +23,7 @@ from tclocal.scopes import VALID_SCOPE, satisfies
 from tclocal.timestamps import now
 
 ANONYMOUS = "assume:anonymous"
-_BEWIT = re.compile(r"^(?P<path>[^?]*)\?(?P<before>(?:[^&]*&)*?)bewit=(?P<bewit>[^&]*)(?P<after>&.*)?$")
+_BEWIT = re.compile(r"^(?P<path>[^?]*)\?(?P<before>(?:[^&]*&)*?)bewit=(?P<bewit>[^&]*)(?P<after>&.*)?\Z")
 
 
 class AuthFailed(Exception):

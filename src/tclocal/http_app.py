@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tclocal.auth_api import PARAMS as AUTH_PARAMS
 from tclocal.auth_api import AuthService
 from tclocal.blobs import BlobStore
 from tclocal.context import Context
@@ -37,7 +38,7 @@ def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
         "index": IndexService(ctx).endpoints(),
         "worker-manager": WorkerManagerService(ctx).endpoints(),
     }
-    params = {"worker-manager": WORKER_MANAGER_PARAMS}
+    params = {"worker-manager": WORKER_MANAGER_PARAMS, "auth": AUTH_PARAMS}
     return {
         name: Service(name, endpoints, ctx.authenticator, params.get(name))
         for name, endpoints in tables.items()
