@@ -136,6 +136,7 @@ class AuthStore:
         clients, roles = await self._db.run(read)
         self._clients = {c.client_id: c for c in clients}
         self._roles = {r.role_id: r for r in roles}
+        self._refresh_roles()
         if "anonymous" not in self._roles:
             t = now()
             await self.put_role(

@@ -64,7 +64,8 @@ def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application
     app.add_routes(
         [
             web.get("/", root),
-            web.route("*", "/api/{service}/{version}{tail:(/.*)?}", dispatch),
+            # `[\s\S]`, not `.`: a decoded path may hold a newline, which the URL patterns refuse (400).
+            web.route("*", r"/api/{service}/{version}{tail:(/[\s\S]*)?}", dispatch),
             *blobs.routes(),
         ]
     )
