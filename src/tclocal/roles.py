@@ -216,7 +216,8 @@ def acceptable_subset(
 class RoleResolver:
     """Expands scope sets through the current roles; caches results until the roles change."""
 
-    def __init__(self, roles: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(self, roles: Mapping[str, Sequence[str]] | None = None, limit: int = MAX_EXPANSION) -> None:
+        self._limit = limit
         self._index = _Index([])
         self._cache: dict[tuple[str, ...], list[str]] = {}
         self.set_roles(roles or {})
@@ -250,8 +251,8 @@ class RoleResolver:
                     if scope not in result:
                         result.add(scope)
                         todo.append(scope)
-                if len(result) > MAX_EXPANSION:
-                    raise ExpansionTooLarge(f"role expansion exceeds {MAX_EXPANSION} scopes")
+                if len(result) > self._limit:
+                    raise ExpansionTooLarge(f"role expansion exceeds {self._limit} scopes")
         expanded = normalize(result)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))

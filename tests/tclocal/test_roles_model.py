@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tclocal.auth_store import AuthStore, Role
 from tclocal.db import Database
 from tclocal.errors import APIError
-from tclocal.roles import RoleError, RoleResolver, check_roles
+from tclocal.roles import ExpansionTooLarge, RoleError, RoleResolver, check_roles
 from tclocal.scopes import normalize, render, sort_scopes
 
 # ---------------------------------------------------------------- the reference model
@@ -243,6 +243,15 @@ def test_refused_role_sets(roles: Roles, code: str, message: str) -> None:
     resolver = RoleResolver(roles)
     assert resolver.expand(["assume:ax", "assume:test"]) == ["assume:ax", "assume:test"]
     assert resolver.expand(["assume:*"]) == ["assume:*"]
+
+
+def test_an_acyclic_but_exponential_expansion_is_cut_off() -> None:
+    # Each level doubles the parameter's variants: 2**11 scopes at the bottom.
+    roles = {f"r{i}:*": [f"assume:r{i + 1}:<..>a", f"assume:r{i + 1}:<..>b"] for i in range(11)}
+    check_roles(sorted(roles.items()))
+    assert len(RoleResolver(roles, limit=5000).expand(["assume:r0:"])) == 2**12 - 1
+    with pytest.raises(ExpansionTooLarge):
+        RoleResolver(roles, limit=1000).expand(["assume:r0:"])
 
 
 def test_parameters_are_only_special_in_star_roles() -> None:
