@@ -94,6 +94,8 @@ def _js_number(value: int | float) -> str:
     number = float(value)
     if number == 0:
         return "0"
+    if number != number or number in (float("inf"), float("-inf")):  # json.loads takes NaN, Infinity
+        return "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
     sign = "-" if number < 0 else ""
     # repr gives the shortest round-tripping digits, as ECMAScript's Number::toString does.
     _, digits_t, exponent = Decimal(repr(abs(number))).normalize().as_tuple()

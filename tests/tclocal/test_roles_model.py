@@ -274,6 +274,8 @@ def test_scope_order_is_upstreams_scope_compare() -> None:
         (-0.0, "0"),
         (1e21, "1e+21"),
         (1e-7, "1e-7"),
+        (-1.5e300, "-1.5e+300"),
+        (float("inf"), "Infinity"),
         (0.000001, "0.000001"),
         (7, "7"),
     ],
