@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tclocal.auth.api import PARAMS as AUTH_PARAMS
 from tclocal.auth.api import AuthService
 from tclocal.context import Context
 from tclocal.core.blobs import BlobStore
@@ -37,7 +38,7 @@ def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
         "index": IndexService(ctx).endpoints(),
         "worker-manager": WorkerManagerService(ctx).endpoints(),
     }
-    params = {"worker-manager": WORKER_MANAGER_PARAMS}
+    params = {"worker-manager": WORKER_MANAGER_PARAMS, "auth": AUTH_PARAMS}
     return {
         name: Service(name, endpoints, ctx.authenticator, params.get(name))
         for name, endpoints in tables.items()
@@ -63,7 +64,8 @@ def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application
     app.add_routes(
         [
             web.get("/", root),
-            web.route("*", "/api/{service}/{version}{tail:(/.*)?}", dispatch),
+            # `[\s\S]`, not `.`: a decoded path may hold a newline, which the URL patterns refuse (400).
+            web.route("*", r"/api/{service}/{version}{tail:(/[\s\S]*)?}", dispatch),
             *blobs.routes(),
         ]
     )

@@ -45,7 +45,7 @@ def test_render_templates() -> None:
             {"for": "scope", "in": "scopes", "each": "<scope>"},
             "queue:scheduler-id:<schedulerId>",
             {"AnyOf": [{"for": "p", "in": "priorities", "each": "queue:create-task:<p>:<queue>"}]},
-            {"if": "private", "then": "x:<task.id>", "else": "y"},
+            {"if": "private", "then": "x:<taskId>:<a.b>", "else": "y"},
         ]
     }
     params = {
@@ -54,7 +54,7 @@ def test_render_templates() -> None:
         "priorities": ["high", "low"],
         "queue": "p/w",
         "private": True,
-        "task": {"id": "T"},
+        "taskId": "T",
     }
     assert render(template, params) == {
         "AllOf": [
@@ -62,10 +62,10 @@ def test_render_templates() -> None:
             "s2",
             "queue:scheduler-id:sch",
             {"AnyOf": ["queue:create-task:high:p/w", "queue:create-task:low:p/w"]},
-            "x:T",
+            "x:T:<a.b>",  # `<a.b>` is no parameter name: literal text, as upstream
         ]
     }
-    assert template_params(template) == {"scopes", "schedulerId", "priorities", "queue", "private", "task"}
+    assert template_params(template) == {"scopes", "schedulerId", "priorities", "queue", "private", "taskId"}
     assert render({"if": "public", "then": "a"}, {"public": False}) is None
     with pytest.raises(KeyError):
         render("a:<missing>", {})

@@ -15,11 +15,16 @@ from tclocal.context import Context
 from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints
 from tclocal.core.errors import APIError
 from tclocal.core.hawk import Authenticator, ClientRecord
-from tclocal.core.scopes import has_scope, satisfies, unsatisfied
+from tclocal.core.scopes import has_scope, satisfies, sort_scopes, unsatisfied
 from tclocal.core.timestamps import now, parse_iso, to_iso
 from tclocal.core.validation import DATE_TIME, SCOPE_LIST, Validator, obj
 
 CLIENT_ID = r"^[A-Za-z0-9!@/:.+|_-]+$"
+# Upstream's URL parameter patterns for this service (a mismatch is 400 InvalidRequestArguments).
+PARAMS: dict[str, re.Pattern[str]] = {
+    "clientId": re.compile(CLIENT_ID),
+    "roleId": re.compile(r"^[\x20-\x7e]+$"),
+}
 CREATE_CLIENT = Validator(
     obj(
         ["expires", "description"],
@@ -78,8 +83,9 @@ class AuthService:
     async def create_client(self, call: Call) -> Reply:
         """Handle `createClient`: returns the new accessToken (409 if the clientId exists)."""
         client_id, body = call.params["clientId"], call.body
+        _refuse_double_star(body.get("scopes", []))
         call.authorize(clientId=client_id, scopes=body.get("scopes", []))
-        if not re.match(CLIENT_ID, client_id):
+        if not re.fullmatch(CLIENT_ID, client_id):
             raise APIError("InvalidRequestArguments", f"clientId must match {CLIENT_ID}")
         if self.ctx.auth.client(client_id) is not None:
             raise APIError("RequestConflict", f"client with clientId `{client_id}` already exists")
@@ -100,6 +106,7 @@ class AuthService:
     async def update_client(self, call: Call) -> Reply:
         """Handle `updateClient`: needs the scopes it adds."""
         client_id, body = call.params["clientId"], call.body
+        _refuse_double_star(body.get("scopes", []))
         old = self._client(client_id)
         added = [s for s in body.get("scopes", []) if not has_scope(old.scopes, s)]
         call.authorize(clientId=client_id, scopesAdded=added)
@@ -164,23 +171,27 @@ class AuthService:
         return self._role_reply(self._role(call.params["roleId"]))
 
     async def create_role(self, call: Call) -> Reply:
-        """Handle `createRole`: idempotent for identical content, 409 otherwise."""
+        """Handle `createRole`: idempotent for identical content, 409 otherwise.
+
+        Scopes are stored as given, only sorted (scopeCompare), as upstream does.
+        """
         role_id, body = call.params["roleId"], call.body
+        _refuse_double_star(body["scopes"])
         call.authorize(roleId=role_id, scopes=body["scopes"])
-        existing = self.ctx.auth.role(role_id)
-        if existing is not None:
-            if existing.scopes == sorted(set(body["scopes"])) and existing.description == body["description"]:
-                return self._role_reply(existing)
-            raise APIError("RequestConflict", f"Role with id `{role_id}` already exists")
         t = now()
-        role = Role(role_id, body["scopes"], body["description"], t, t)
-        return self._role_reply(await self.ctx.auth.put_role(role))
+        role = Role(role_id, sort_scopes(body["scopes"]), body["description"], t, t)
+        return self._role_reply(await self.ctx.auth.put_role(role, create=True))
 
     async def update_role(self, call: Call) -> Reply:
-        """Handle `updateRole`: needs the scopes it adds."""
+        """Handle `updateRole`: needs the scopes it adds (those the role's expansion lacks).
+
+        Scopes are stored in the order given, as upstream does on update.
+        """
         role_id, body = call.params["roleId"], call.body
+        _refuse_double_star(body["scopes"])
         old = self._role(role_id)
-        added = [s for s in body["scopes"] if not has_scope(old.scopes, s)]
+        former = self.ctx.auth.expand(old.scopes)
+        added = [s for s in body["scopes"] if not has_scope(former, s)]
         call.authorize(roleId=role_id, scopesAdded=added)
         role = replace(old, scopes=body["scopes"], description=body["description"], last_modified=now())
         return self._role_reply(await self.ctx.auth.put_role(role))
@@ -339,6 +350,12 @@ class AuthService:
             ),
             Endpoint("testAuthenticateGet", "GET", "/test-authenticate-get/", self.test_authenticate_get),
         ]
+
+
+def _refuse_double_star(scopes: list[str]) -> None:
+    """Upstream refuses client and role scopes ending in `**` before anything else."""
+    if any(s.endswith("**") for s in scopes):
+        raise APIError("InputError", "scopes must not end with `**`")
 
 
 def _granting(required: str, listed: str) -> dict[str, Any]:

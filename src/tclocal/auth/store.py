@@ -8,7 +8,9 @@ them. Authentication never touches the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
 import sqlite3
 from dataclasses import asdict, dataclass, replace
@@ -19,7 +21,7 @@ import slugid
 from tclocal.core.db import Database
 from tclocal.core.errors import APIError
 from tclocal.core.hawk import ClientRecord
-from tclocal.core.roles import RoleResolver
+from tclocal.core.roles import RoleError, RoleResolver, check_roles
 from tclocal.core.scopes import normalize
 from tclocal.core.timestamps import now, to_iso
 
@@ -59,6 +61,7 @@ ANONYMOUS_SCOPES = [
     "worker-manager:list-worker-pools",
     "worker-manager:list-workers:*",
 ]
+log = logging.getLogger(__name__)
 FAR_FUTURE = 4102444800.0  # 2100-01-01, the expiry of static clients
 
 
@@ -137,6 +140,9 @@ class AuthStore:
         self._clients: dict[str, Client] = {}
         self._roles: dict[str, Role] = {}
         self.resolver = RoleResolver()
+        # Check-then-write of a role must not interleave with another (a cycle could slip in).
+        self._role_lock = asyncio.Lock()
+        self._refused_roles: set[str] = set()
 
     async def load(self) -> None:
         """Read clients and roles from SQLite; create the `anonymous` role on first start."""
@@ -149,6 +155,7 @@ class AuthStore:
         clients, roles = await self._db.run(read)
         self._clients = {c.client_id: c for c in clients}
         self._roles = {r.role_id: r for r in roles}
+        self._refresh_roles()
         if "anonymous" not in self._roles:
             t = now()
             await self.put_role(
@@ -157,7 +164,10 @@ class AuthStore:
         self._refresh_roles()
 
     def _refresh_roles(self) -> None:
-        self.resolver.set_roles({r.role_id: r.scopes for r in self._roles.values()})
+        refused = self.resolver.set_roles({r.role_id: r.scopes for r in self._roles.values()})
+        self._refused_roles = set(refused)
+        for role_id, err in sorted(refused.items()):
+            log.warning("role %s grants nothing until it is fixed: %s", role_id, err.message)
 
     def expand(self, scopes: list[str]) -> list[str]:
         """Expand scopes through the roles."""
@@ -211,18 +221,42 @@ class AuthStore:
         await self._db.run(lambda c: c.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)))
         self._clients.pop(client_id, None)
 
-    async def put_role(self, role: Role) -> Role:
-        """Store a (new or changed) role and refresh the expansion tables."""
-        role = replace(role, scopes=normalize(role.scopes))
-        record = json.dumps(asdict(role))
-        await self._db.run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO roles (role_id, record) VALUES (?, ?)", (role.role_id, record)
+    async def put_role(self, role: Role, *, create: bool = False) -> Role:
+        """Store a (new or changed) role, with its scopes as given, and refresh the expansion.
+
+        Refuses (400 InputError, upstream's messages) a role set upstream would refuse. With
+        `create`, an existing role is returned when identical and a conflict otherwise.
+        """
+        async with self._role_lock:
+            existing = self._roles.get(role.role_id)
+            if create and existing is not None:
+                if existing.scopes == role.scopes and existing.description == role.description:
+                    return existing
+                raise APIError(
+                    "RequestConflict",
+                    f"Role with roleId '{role.role_id}' already exists",
+                    roleId=role.role_id,
+                )
+            # Roles refused at load (stored before these checks) grant nothing and are not held
+            # against a write; the role written is checked last, as upstream does.
+            others = [
+                (r.role_id, r.scopes)
+                for r in self.roles()
+                if r.role_id != role.role_id and r.role_id not in self._refused_roles
+            ]
+            try:
+                check_roles([*others, (role.role_id, role.scopes)])
+            except RoleError as err:
+                raise APIError("InputError", err.message, **err.details) from err
+            record = json.dumps(asdict(role))
+            await self._db.run(
+                lambda c: c.execute(
+                    "INSERT OR REPLACE INTO roles (role_id, record) VALUES (?, ?)", (role.role_id, record)
+                )
             )
-        )
-        self._roles[role.role_id] = role
-        self._refresh_roles()
-        return role
+            self._roles[role.role_id] = role
+            self._refresh_roles()
+            return role
 
     async def delete_role(self, role_id: str) -> None:
         """Remove a role (no error when it does not exist)."""

@@ -26,7 +26,7 @@ from aiohttp import web
 from tclocal.core import scopes as scopelib
 from tclocal.core.errors import APIError, error_body
 from tclocal.core.hawk import Authenticator, AuthFailed, Identity
-from tclocal.core.validation import Validator
+from tclocal.core.validation import Validator, ecma_regex
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Endpoint:
             name = part.lstrip("*")
             params.append(name)
             regex += f"(?P<{name}>{'.+' if part.startswith('*') else '[^/]+'})"
-        object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}/?\\Z"))
         object.__setattr__(self, "route_params", tuple(params))
         needs = scopelib.template_params(self.scopes) if self.scopes is not None else set()
         object.__setattr__(self, "auto_authorize", needs <= set(params))
@@ -251,7 +251,7 @@ def _parse_body(endpoint: Endpoint, raw: bytes) -> Any:
 def _check_params(params: dict[str, str], patterns: Mapping[str, re.Pattern[str]]) -> None:
     for name, value in params.items():
         pattern = patterns.get(name)
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not ecma_regex(pattern.pattern).search(value):
             raise APIError(
                 "InvalidRequestArguments",
                 "Invalid request arguments: `{{name}}` does not match {{pattern}}",

@@ -24,7 +24,7 @@ from tclocal.core.scopes import VALID_SCOPE, satisfies
 from tclocal.core.timestamps import now
 
 ANONYMOUS = "assume:anonymous"
-_BEWIT = re.compile(r"^(?P<path>[^?]*)\?(?P<before>(?:[^&]*&)*?)bewit=(?P<bewit>[^&]*)(?P<after>&.*)?$")
+_BEWIT = re.compile(r"^(?P<path>[^?]*)\?(?P<before>(?:[^&]*&)*?)bewit=(?P<bewit>[^&]*)(?P<after>&.*)?\Z")
 
 
 class AuthFailed(Exception):

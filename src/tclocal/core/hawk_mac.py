@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from mohawk.util import calculate_mac
 
-_ATTRIBUTE = re.compile(r'\s*(\w+)="([^"\\]*)"\s*(?:,|$)')
+_ATTRIBUTE = re.compile(r'\s*(\w+)="([^"\\]*)"\s*(?:,|\Z)')
 _ALLOWED = {"id", "ts", "nonce", "hash", "ext", "mac", "app", "dlg"}
 # The characters Hawk allows in attribute values (as mohawk.util.validate_header_attr).
-_VALUE = re.compile(r"^[ a-zA-Z0-9_!#$%&'()*+,\-./:;<=>?@\[\]^`{|}~]*$")
+_VALUE = re.compile(r"^[ a-zA-Z0-9_!#$%&'()*+,\-./:;<=>?@\[\]^`{|}~]*\Z")
 MAX_HEADER = 4096
 
 

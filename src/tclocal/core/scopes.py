@@ -4,20 +4,46 @@ A scope pattern ending in `*` satisfies every scope that starts with what preced
 otherwise only the identical scope. An expression is a scope string, `{"AllOf": [...]}` or
 `{"AnyOf": [...]}`. API references declare *templates*: strings with `<param>` placeholders,
 `{"for": p, "in": list, "each": template}` and `{"if": flag, "then": t, "else": t}`, rendered
-with the request's parameters before checking (libraries/api's ScopeExpressionTemplate).
+with the request's parameters before checking (libraries/api's ScopeExpressionTemplate). A
+parameter name is a letter then letters, digits or `_`; anything else between `<` and `>` (such
+as `<a.b>`) is literal text. A parameter may be a string or a number, and numbers render as
+JavaScript prints them (`1.0` -> `1`, `1e21` -> `1e+21`).
+
+Scope sets are ordered as upstream's `scopeCompare`: by UTF-16 code unit, a trailing `*` sorting
+just before the end of the string (`a*` < `a` < `a(`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 Expression: TypeAlias = "str | dict[str, list[Any]]"
 Template: TypeAlias = "str | dict[str, Any]"
 
-_PARAM = re.compile(r"<([a-zA-Z][a-zA-Z0-9_.]*)>")
-VALID_SCOPE = re.compile(r"^[\x20-\x7e]*$")
+_PARAM = re.compile(r"<([a-zA-Z][a-zA-Z0-9_]*)>")
+# `\Z`, not `$`: Python's `$` also matches before a final newline, and `abc\n` is no scope.
+VALID_SCOPE = re.compile(r"[\x20-\x7e]*\Z")
+_MAX_SAFE_INTEGER = 2**53
+
+
+def valid_scope(scope: object) -> bool:
+    """True for a string of printable ASCII characters (upstream's validScope)."""
+    return isinstance(scope, str) and VALID_SCOPE.match(scope) is not None
+
+
+def scope_sort_key(scope: str) -> tuple[bytes, bool]:
+    """Sort key of upstream's scopeCompare: UTF-16 order, a trailing `*` just before the end."""
+    star = scope.endswith("*")
+    stem = scope[:-1] if star else scope
+    return stem.encode("utf-16-be", "surrogatepass"), not star
+
+
+def sort_scopes(scopes: Iterable[str]) -> list[str]:
+    """The scopes in scopeCompare order (duplicates and covered scopes kept)."""
+    return sorted(scopes, key=scope_sort_key)
 
 
 def pattern_match(pattern: str, scope: str) -> bool:
@@ -61,22 +87,47 @@ def unsatisfied(scopeset: Sequence[str], expression: Expression) -> Expression |
     return anyof[0] if len(anyof) == 1 else {"AnyOf": anyof}
 
 
-def _lookup(params: Mapping[str, Any], name: str) -> Any:
-    """Find a (possibly dotted) parameter, as upstream allows `<foo.bar>`."""
-    value: Any = params
-    for part in name.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            raise KeyError(name)
-        value = value[part]
-    return value
+def _js_number(value: int | float) -> str:
+    """Format a number as JavaScript's String(number) does (JSON numbers are doubles there)."""
+    if isinstance(value, int) and abs(value) < _MAX_SAFE_INTEGER:
+        return str(value)
+    number = float(value)
+    if number == 0:
+        return "0"
+    if number != number or number in (float("inf"), float("-inf")):  # json.loads takes NaN, Infinity
+        return "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
+    sign = "-" if number < 0 else ""
+    # repr gives the shortest round-tripping digits, as ECMAScript's Number::toString does.
+    _, digits_t, exponent = Decimal(repr(abs(number))).normalize().as_tuple()
+    digits = "".join(map(str, digits_t))
+    k = len(digits)
+    n = k + int(exponent)  # the decimal point sits after `n` digits
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
+        text = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+    return sign + text
+
+
+def _param(params: Mapping[str, Any], name: str) -> Any:
+    if name not in params:
+        raise KeyError(name)
+    return params[name]
 
 
 def _render_string(template: str, params: Mapping[str, Any]) -> str:
     def sub(match: re.Match[str]) -> str:
-        value = _lookup(params, match.group(1))
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        value = _param(params, match.group(1))
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise KeyError(match.group(1))
-        return str(value)
+        return _js_number(value)
 
     return _PARAM.sub(sub, template)
 
@@ -100,12 +151,12 @@ def _render(template: Any, params: Mapping[str, Any]) -> Any:
     if "AnyOf" in template:
         return {"AnyOf": _render_list(template["AnyOf"], params)}
     if "for" in template:
-        values = _lookup(params, template["in"])
+        values = _param(params, template["in"])
         if not isinstance(values, list):
             raise KeyError(template["in"])
         return [_render(template["each"], {**params, template["for"]: v}) for v in values]
     if "if" in template:
-        flag = _lookup(params, template["if"])
+        flag = _param(params, template["if"])
         if not isinstance(flag, bool):
             raise KeyError(template["if"])
         if flag:
@@ -128,7 +179,7 @@ def render(template: Template, params: Mapping[str, Any]) -> Expression | None:
 def template_params(template: Template) -> set[str]:
     """The top-level parameter names a template needs (to tell whether URL params suffice)."""
     if isinstance(template, str):
-        return {m.split(".")[0] for m in _PARAM.findall(template)}
+        return set(_PARAM.findall(template))
     if "AllOf" in template or "AnyOf" in template:
         items = template.get("AllOf") or template.get("AnyOf") or []
         return set().union(*(template_params(t) for t in items))
@@ -141,14 +192,16 @@ def template_params(template: Template) -> set[str]:
 
 
 def normalize(scopes: Iterable[str]) -> list[str]:
-    """Sort and deduplicate, dropping scopes already covered by a `*` pattern in the set."""
-    unique = sorted(set(scopes))
-    stars = [s[:-1] for s in unique if s.endswith("*")]
+    """Sort (scopeCompare) and deduplicate, dropping scopes a `*` pattern in the set covers.
+
+    In scopeCompare order a pattern `p*` comes right before every scope starting with `p`,
+    so one pass keeping a scope unless the last kept pattern covers it suffices.
+    """
     out: list[str] = []
-    for scope in unique:
-        # A pattern `x*` is covered by `p*` when x starts with p; a plain scope when it does.
-        reach = scope[:-1] if scope.endswith("*") else scope
-        covered = any(reach.startswith(prefix) and scope != prefix + "*" for prefix in stars)
-        if not covered:
-            out.append(scope)
+    prefix: str | None = None
+    for scope in sort_scopes(set(scopes)):
+        if prefix is not None and scope.startswith(prefix):
+            continue
+        out.append(scope)
+        prefix = scope[:-1] if scope.endswith("*") else None
     return out

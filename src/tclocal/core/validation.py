@@ -6,9 +6,12 @@ schemas; a test checks them against the upstream files. Every problem is reporte
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Iterator
 from typing import Any
 
-from jsonschema import Draft6Validator
+from jsonschema import Draft6Validator, ValidationError, validators
 
 from tclocal.core.errors import APIError
 
@@ -16,6 +19,40 @@ SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10
 IDENTIFIER = r"^([a-zA-Z0-9-_]*)$"
 PROJECT_ID = r"^([a-zA-Z0-9._/-]*)$"
 SCOPE = r"^[ -~]*$"
+
+
+@functools.lru_cache(maxsize=256)
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    r"""Compile a JSON-schema / URL pattern so that `$` means the end of the string, as in JavaScript.
+
+    Python's `$` also matches before a final newline, so `^[ -~]*$` would accept `abc\n`; each
+    `$` outside a character class and not escaped becomes `\Z`.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 6 with JavaScript's meaning of `$` in `pattern` (the schemas keep upstream's text).
+_Draft6 = validators.extend(Draft6Validator, {"pattern": _pattern})
 
 DATE_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 SCOPE_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": SCOPE}}
@@ -37,7 +74,7 @@ class Validator:
     def __init__(self, schema: dict[str, Any]) -> None:
         Draft6Validator.check_schema(schema)
         self.schema = schema
-        self._validator = Draft6Validator(schema, format_checker=Draft6Validator.FORMAT_CHECKER)
+        self._validator = _Draft6(schema, format_checker=Draft6Validator.FORMAT_CHECKER)
 
     def check(self, value: Any) -> None:
         """Raise APIError(InputValidationError) unless `value` matches the schema."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from typing import Any
 
@@ -10,7 +9,7 @@ from tclocal.context import Context
 from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints, page_args
 from tclocal.core.errors import APIError
 from tclocal.core.timestamps import now, parse_iso, to_iso
-from tclocal.core.validation import Validator, obj
+from tclocal.core.validation import Validator, ecma_regex, obj
 
 PURGE_CACHE = Validator(obj(["cacheName"], cacheName={"type": "string", "minLength": 1, "maxLength": 255}))
 WORKER_POOL = r"^[A-Za-z0-9_-]{1,38}/[A-Za-z0-9_-]{1,38}$"
@@ -27,7 +26,7 @@ def _request(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _check_pool(pool: str) -> None:
-    if not re.match(WORKER_POOL, pool):
+    if not ecma_regex(WORKER_POOL).search(pool):
         raise APIError("InvalidRequestArguments", f"workerPoolId must match {WORKER_POOL}")
 
 
