@@ -16,6 +16,7 @@ from tclocal.queue_artifacts import QueueArtifacts
 from tclocal.queue_tasks_api import QueueTasks
 from tclocal.queue_worker_api import QueueWorker
 from tclocal.secrets_api import SecretsService
+from tclocal.web import WebView
 from tclocal.worker_manager_api import WorkerManagerService
 from tclocal.worker_manager_schemas import PARAMS as WORKER_MANAGER_PARAMS
 
@@ -44,8 +45,11 @@ def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
     }
 
 
-def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application:
-    """The web application routing `/api/<service>/v1/...` on the raw path."""
+def build_app(services: dict[str, Service], blobs: BlobStore, view: WebView | None = None) -> web.Application:
+    """The web application routing `/api/<service>/v1/...` on the raw path, plus the web view.
+
+    `/` is the web view's task list for a browser (Accept: text/html), tc-local's JSON otherwise.
+    """
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         service = services.get(request.match_info["service"])
@@ -55,6 +59,8 @@ def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application
         return await service.handle(request)
 
     async def root(request: web.Request) -> web.StreamResponse:
+        if view is not None and "text/html" in request.headers.get("Accept", ""):
+            return await view.index(request)
         return json_reply(
             {"tc-local": True, "services": sorted(services), "rootUrl": f"{request.scheme}://{request.host}"}
         )
@@ -65,6 +71,7 @@ def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application
             web.get("/", root),
             web.route("*", "/api/{service}/{version}{tail:(/.*)?}", dispatch),
             *blobs.routes(),
+            *(view.routes() if view is not None else []),
         ]
     )
     return app
