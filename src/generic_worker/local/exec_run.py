@@ -122,6 +122,9 @@ def exec_target(options: ExecOptions) -> ExitCode:
         # Cache state files sit beside the caches folder, so the next `exec` finds them.
         state_dir = Path(os.path.abspath(preview.caches_dir)).parent
         return asyncio.run(_exec(options, name, task, (given, source), data, state_dir))
+    except KeyboardInterrupt:  # Ctrl-C before the worker was listening for it
+        say("interrupted before the task started")
+        return ExitCode.TASK_EXCEPTION
     finally:
         if options.keep:
             say(f"kept {data}: `tc-local serve --data-dir {data / 'tc-local'}` serves this task again")
