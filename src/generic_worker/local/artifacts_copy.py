@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
@@ -30,8 +30,8 @@ class CopiedArtifact:
 
 def local_path(folder: Path, name: str) -> Path | None:
     """Where artifact `name` goes under `folder`, or None when the name would escape it."""
-    parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or any(p in ("..", ".", "") for p in parts):
+    parts = name.split("/")
+    if any(p in ("..", ".", "") for p in parts):  # also catches "", "/abs" and "a//b"
         return None
     return folder.joinpath(*parts)
 
