@@ -179,9 +179,11 @@ class WebView:
         found = await self._run(request)
         if found is None:
             raise web.HTTPNotFound(text="no such run")
-        task_id, run_id, name, _ = found
+        task_id, run_id, name, record = found
         where = await source.log_source(self.ctx, task_id, run_id, name)
-        if where.kind != "live" or urllib.parse.urlsplit(where.url).scheme not in ("http", "https"):
+        # Only a running run's reference is followed: tc-local fetches that URL itself.
+        live = where.kind == "live" and record.runs[run_id]["state"] == "running"
+        if not live or urllib.parse.urlsplit(where.url).scheme not in ("http", "https"):
             raise web.HTTPNotFound(text="no live log to follow")
         if self._session is None:
             self._session = aiohttp.ClientSession()
