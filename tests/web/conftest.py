@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -58,8 +57,3 @@ def finished(tc: RunningTCLocal, tmp_path_factory: pytest.TempPathFactory) -> Fi
         return Finished(gw, hostile, dependent, status["taskGroupId"])
 
     return asyncio.run(scenario())
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    return tmp_path

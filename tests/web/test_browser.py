@@ -70,6 +70,11 @@ async def test_follow_a_running_log_then_a_dependency_then_download_an_artifact(
     try:
         await wait_for(lambda: _live_log_published(gw, second))
         await page.goto(tc.root_url + "/")
+        await page.keyboard.press("Tab")  # keyboard users land on the skip link first
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+        await page.set_viewport_size({"width": 360, "height": 700})  # phone width: nothing overflows the page
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await page.set_viewport_size({"width": 1000, "height": 700})
         await page.get_by_role("link", name="waits at the gate").first.click()
         await expect(page).to_have_url(f"{tc.root_url}/tasks/{second}")
         await page.get_by_role("link", name="view public/logs/live.log", exact=True).click()
