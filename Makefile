@@ -14,15 +14,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# System packages the tests need: gpg verifies OpenPGP signatures for real.
+# System packages the tests need: gpg verifies OpenPGP signatures for real; Debian's chromium
+# is the browser the web view's Playwright tests drive (Playwright never downloads one).
 system-deps:
 	@command -v gpg >/dev/null 2>&1 || { \
 	  echo "installing gnupg (needed by the tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq gnupg; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq gnupg; fi; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium (needed by the web view's browser tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m generic_worker.demo
+	$(BIN)/python -m generic_worker.demo $(if $(SERVE),--serve)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench

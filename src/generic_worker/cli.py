@@ -34,10 +34,23 @@ def main(argv: Sequence[str] | None = None) -> ExitCode:
     if args["--version"]:
         print(VERSION_LINE)
         return ExitCode.TASKS_COMPLETE
-    return _dispatch(args)
+    return _dispatch(args, list(sys.argv[1:] if argv is None else argv))
 
 
-def _dispatch(args: dict[str, Any]) -> ExitCode:
+def _dispatch(args: dict[str, Any], argv: list[str]) -> ExitCode:
+    if args["exec"]:
+        from generic_worker.local.exec_run import ExecOptions, exec_target  # noqa: PLC0415
+
+        # `--config` has a default for `run`; exec reads a config file only when one is named.
+        named = any(a == "--config" or a.startswith("--config=") for a in argv)
+        return exec_target(
+            ExecOptions(
+                args["TASK-FILE"],
+                Path(args["--config"]) if named else None,
+                Path(args["--artifacts"]),
+                bool(args["--keep"]),
+            )
+        )
     if args["run"]:
         from generic_worker.runner import run_target  # noqa: PLC0415 - heavy imports only for `run`
 

@@ -16,6 +16,12 @@ class ExitCode(IntEnum):
     """`numberOfTasksToRun` reached, or a one-shot target (keys, schema, --help) succeeded."""
     USAGE_ERROR = 1
     """The command line did not match the usage text (docopt prints the usage section)."""
+    TASK_EXCEPTION = 2
+    """`exec` only: the task was resolved exception (malformed payload, Ctrl-C, ...)."""
+    TASK_COMPLETED = 0
+    """`exec` only (same number as TASKS_COMPLETE): the task was resolved completed."""
+    TASK_FAILED = 1
+    """`exec` only (same number as USAGE_ERROR): the task was resolved failed."""
     CANT_LOAD_CONFIG = 64
     """The config file could not be read or parsed."""
     CANT_INSTALL_GENERIC_WORKER = 65
@@ -43,10 +49,18 @@ class ExitCode(IntEnum):
 EXIT_CODE_TABLE: tuple[tuple[ExitCode, str], ...] = (
     (
         ExitCode.TASKS_COMPLETE,
-        "Tasks complete (numberOfTasksToRun reached), or a one-shot command succeeded",
+        "Tasks complete (numberOfTasksToRun reached), or a one-shot command succeeded"
+        " (exec: the task completed)",
     ),
-    (ExitCode.USAGE_ERROR, "Bad command line; the usage section is printed to stderr"),
-    (ExitCode.CANT_LOAD_CONFIG, "Not able to load the config file (unreadable, or not valid JSON)"),
+    (
+        ExitCode.USAGE_ERROR,
+        "Bad command line; the usage section is printed to stderr (exec: the task failed)",
+    ),
+    (ExitCode.TASK_EXCEPTION, "exec: the task was resolved exception (the reason is printed)"),
+    (
+        ExitCode.CANT_LOAD_CONFIG,
+        "Not able to load the config file (unreadable, or not valid JSON); exec: unusable task file",
+    ),
     (ExitCode.CANT_INSTALL_GENERIC_WORKER, "Not able to install generic-worker as a service"),
     (
         ExitCode.CANT_CREATE_KEYPAIR,

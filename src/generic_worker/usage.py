@@ -23,6 +23,8 @@ uploads their artifacts and reports their results.
     generic-worker install service          [--nssm NSSM-EXE]
                                             [--service-name SERVICE-NAME]
                                             [--config CONFIG-FILE]
+    generic-worker exec TASK-FILE           [--config CONFIG-FILE]
+                                            [--artifacts DIR] [--keep]
     generic-worker show-payload-schema      [--config CONFIG-FILE]
     generic-worker new-openpgp-keypair      --file PRIVATE-KEY-FILE
     generic-worker new-ed25519-keypair      --file ED25519-PRIVATE-KEY-FILE
@@ -39,6 +41,14 @@ uploads their artifacts and reports their results.
                                             systemd unit on Linux that runs
                                             `generic-worker run --config CONFIG-FILE`.
                                             Not supported on other platforms.
+    exec                                    Runs the one task in TASK-FILE (a task
+                                            definition or a bare payload, YAML or JSON;
+                                            - reads stdin) on this machine against an
+                                            embedded tc-local: streams its live log to
+                                            stdout, copies its artifacts to DIR, prints
+                                            a summary. Exits 0 completed, 1 failed,
+                                            2 exception, 64 bad task file, 73 bad
+                                            config. Ctrl-C aborts it (worker-shutdown).
     show-payload-schema                     Prints the JSON schema of task payloads for the
                                             engine the config selects (insecure when
                                             runTasksAsCurrentUser is true or unset).
@@ -54,6 +64,10 @@ uploads their artifacts and reports their results.
     --config CONFIG-FILE                    JSON configuration file to use. With `install
                                             service`, the config the service will use.
                                             [default: generic-worker.config]
+    --artifacts DIR                         exec: where the task's artifacts are copied,
+                                            names as paths. [default: artifacts]
+    --keep                                  exec: keep tc-local's data directory and
+                                            print how to serve it with `tc-local serve`.
     --configure-for-aws                     Read worker settings from the EC2 metadata
                                             service (metadataBaseURL) before the file.
     --with-worker-runner                    Run under Taskcluster worker-runner, speaking

@@ -108,6 +108,7 @@ async def serve(config: ServerConfig) -> ExitCode:
         return ExitCode.ERROR
     await asyncio.to_thread(write_server_info, config.data_dir, server.root_url)
     print(f"tc-local is listening on {server.root_url} (data in {config.data_dir})")
+    print(f"web view: {server.root_url}/")
     print(f"export TASKCLUSTER_ROOT_URL={server.root_url}")
     print(f"export TASKCLUSTER_CLIENT_ID={server.root_client_id}")
     print(f"export TASKCLUSTER_ACCESS_TOKEN={server.root_access_token}", flush=True)

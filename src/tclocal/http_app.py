@@ -17,6 +17,7 @@ from tclocal.queue.artifacts_api import QueueArtifacts
 from tclocal.queue.tasks_api import QueueTasks
 from tclocal.queue.worker_api import QueueWorker
 from tclocal.secrets.api import SecretsService
+from tclocal.web import WebView
 from tclocal.worker_manager.api import WorkerManagerService
 from tclocal.worker_manager.schemas import PARAMS as WORKER_MANAGER_PARAMS
 
@@ -45,8 +46,11 @@ def build_services(ctx: Context, wst_secret: str) -> dict[str, Service]:
     }
 
 
-def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application:
-    """The web application routing `/api/<service>/v1/...` on the raw path."""
+def build_app(services: dict[str, Service], blobs: BlobStore, view: WebView | None = None) -> web.Application:
+    """The web application routing `/api/<service>/v1/...` on the raw path, plus the web view.
+
+    `/` is the web view's task list for a browser (Accept: text/html), tc-local's JSON otherwise.
+    """
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         service = services.get(request.match_info["service"])
@@ -56,6 +60,8 @@ def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application
         return await service.handle(request)
 
     async def root(request: web.Request) -> web.StreamResponse:
+        if view is not None and "text/html" in request.headers.get("Accept", ""):
+            return await view.index(request)
         return json_reply(
             {"tc-local": True, "services": sorted(services), "rootUrl": f"{request.scheme}://{request.host}"}
         )
@@ -67,6 +73,7 @@ def build_app(services: dict[str, Service], blobs: BlobStore) -> web.Application
             # `[\s\S]`, not `.`: a decoded path may hold a newline, which the URL patterns refuse (400).
             web.route("*", r"/api/{service}/{version}{tail:(/[\s\S]*)?}", dispatch),
             *blobs.routes(),
+            *(view.routes() if view is not None else []),
         ]
     )
     return app

@@ -27,6 +27,7 @@ from tclocal.core.endpoints import Service
 from tclocal.core.hawk import Authenticator
 from tclocal.http_app import build_app, build_services
 from tclocal.queue.reaper import Reaper
+from tclocal.web import WebView
 
 ROOT_CLIENT_ID = "static/taskcluster/root"
 
@@ -117,6 +118,7 @@ class TCLocalServer:
         self._reaper: Reaper | None = None
         self.ctx: Context | None = None
         self.services: dict[str, Service] = {}
+        self._view: WebView | None = None
 
     async def start(self) -> None:
         """Open the state, start the reaper and listen; `root_url` is set when this returns."""
@@ -141,7 +143,8 @@ class TCLocalServer:
         self._reaper = Reaper(ctx)
         ctx.poke_reaper = self._reaper.poke
         self.services = build_services(ctx, secrets["websocktunnelSecret"])
-        app = build_app(self.services, blobs)
+        self._view = WebView(ctx)
+        app = build_app(self.services, blobs, self._view)
         # handler_cancellation: a claimWork long-poll whose worker went away stops waiting.
         # auto_decompress off: a blob PUT with Content-Encoding: gzip is stored as sent, like S3.
         self._runner = web.AppRunner(
@@ -175,6 +178,9 @@ class TCLocalServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._view is not None:
+            await self._view.close()
+            self._view = None
         if self._reaper is not None:
             await self._reaper.stop()
             self._reaper = None

@@ -1,9 +1,11 @@
 """`make demo`: the worker running real example tasks on an embedded tc-local.
 
-It starts tc-local on a free loopback port (state in `./demo-data`), creates a worker client with
-exactly the scopes a worker needs, submits every task in `examples/`, runs the worker until all
-of them are resolved, stops it the way an operator would (SIGINT semantics: finish, then exit),
-and prints each task's runs, log excerpt and artifacts.
+First `generic-worker exec` runs one example alone (as a task author would before pushing it).
+Then tc-local starts on a free loopback port (state in `./demo-data`), the worker gets a client
+with exactly the scopes a worker needs, every task in `examples/` is submitted, the worker runs
+until all of them are resolved and is stopped the way an operator would (SIGINT semantics:
+finish, then exit), and each task's runs, log excerpt and artifacts are printed, with the URL of
+tc-local's web view. With `--serve` (`make demo SERVE=1`) tc-local keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import asyncio
 import gzip
 import logging
 import shutil
-from datetime import UTC, datetime, timedelta
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,59 +27,38 @@ import yaml
 from generic_worker.config import Config, config_from_mapping
 from generic_worker.engine.worker import Worker
 from generic_worker.features import build_features
+from generic_worker.local.exec_run import ExecOptions, exec_target
+from generic_worker.local.platform import (
+    complete_task,
+    create_worker_client,
+    local_defaults,
+    merge_config,
+    root_options,
+    start_tclocal,
+    worker_scopes,
+    worker_settings,
+)
 from generic_worker.runner import setup_logging
-from generic_worker.timefmt import to_tc
-from tclocal.context import Settings
-from tclocal.server import ServerConfig, TCLocalServer
 
-PROVISIONER, WORKER_TYPE = "demo-provisioner", "demo-worker"
-WORKER_GROUP, WORKER_ID = "demo-group", "demo-worker-1"
+QUEUE = ("demo-provisioner", "demo-worker")
+WORKER = ("demo-group", "demo-worker-1")
 REPO = Path(__file__).resolve().parents[3]
 
 
 def example_tasks(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     """Task definitions from `examples/*.yml`, completed with ids, times and the demo queue."""
-    tasks = []
-    now = datetime.now(UTC)
     group = slugid.nice()
-    for path in sorted(directory.glob("*.yml")):
-        task = yaml.safe_load(path.read_text())
-        task.setdefault("metadata", {})
-        task["metadata"].setdefault("name", path.stem)
-        task["metadata"].setdefault("description", f"example {path.name}")
-        task["metadata"].setdefault("owner", "demo@localhost")
-        task["metadata"].setdefault("source", f"http://localhost/examples/{path.name}")
-        task.update(provisionerId=PROVISIONER, workerType=WORKER_TYPE, schedulerId="demo", taskGroupId=group)
-        task.setdefault("created", to_tc(now))
-        task.setdefault("deadline", to_tc(now + timedelta(hours=1)))
-        task.setdefault("expires", to_tc(now + timedelta(days=7)))
-        tasks.append((path.stem, task))
-    return tasks
+    return [
+        (path.stem, complete_task(yaml.safe_load(path.read_text()), path.stem, QUEUE, "demo", group))
+        for path in sorted(directory.glob("*.yml"))
+    ]
 
 
 def worker_config(root_url: str, access_token: str, data: Path) -> Config:
     """The demo worker's config: every directory under `data`, any free ports."""
-    config, _ = config_from_mapping(
-        {
-            "rootURL": root_url,
-            "clientId": f"demo/{WORKER_ID}",
-            "accessToken": access_token,
-            "provisionerId": PROVISIONER,
-            "workerType": WORKER_TYPE,
-            "workerGroup": WORKER_GROUP,
-            "workerId": WORKER_ID,
-            "publicIP": "127.0.0.1",
-            "subdomain": "",
-            "livelogGETPort": 0,
-            "taskclusterProxyPort": 0,
-            "tasksDir": str(data / "tasks"),
-            "cachesDir": str(data / "caches"),
-            "downloadsDir": str(data / "downloads"),
-            "cleanUpTaskDirs": False,
-            "requiredDiskSpaceMegabytes": 64,
-            "workerTypeMetadata": {"demo": True},
-        }
-    )
+    tied = worker_settings(root_url, f"demo/{WORKER[1]}", access_token, QUEUE, WORKER)
+    extra = {"cleanUpTaskDirs": False, "workerTypeMetadata": {"demo": True}}
+    config, _ = config_from_mapping(merge_config(local_defaults(data, data), extra, tied))
     return config
 
 
@@ -92,7 +74,7 @@ async def all_resolved(queue: Any, task_ids: list[str]) -> bool:
 async def report(queue: Any, session: aiohttp.ClientSession, name: str, task_id: str, root_url: str) -> None:
     """Print one task's runs, the tail of its log, and its artifacts."""
     status = (await queue.status(task_id))["status"]
-    print(f"\n== {name}: task {task_id}")
+    print(f"\n== {name}: task {task_id}  ({root_url}/tasks/{task_id})")
     for run in status["runs"]:
         print(f"   run {run['runId']}: {run['state']}/{run.get('reasonResolved')}")
         listing = await queue.listArtifacts(task_id, str(run["runId"]))
@@ -112,37 +94,23 @@ async def report(queue: Any, session: aiohttp.ClientSession, name: str, task_id:
         print(f"       | {line}")
 
 
-async def demo(examples: Path, data: Path) -> int:
+async def demo(examples: Path, data: Path, serve: bool) -> int:
     """Run the whole demo in `data` (a fresh directory); 0 when every task was resolved."""
-    server = TCLocalServer(
-        ServerConfig(data / "tc-local", "127.0.0.1", 0, settings=Settings(claim_work_wait=2.0))
-    )
-    await server.start()
-    root = {
-        "rootUrl": server.root_url,
-        "credentials": {"clientId": server.root_client_id, "accessToken": server.root_access_token},
-    }
+    server = await start_tclocal(data / "tc-local")
+    root = root_options(server)
     print(f"tc-local is serving {server.root_url} (state in {data / 'tc-local'})")
     try:
         async with aiohttp.ClientSession() as session:
-            auth = taskcluster.aio.Auth(root, session=session)
             queue = taskcluster.aio.Queue(root, session=session)
-            scopes = [
-                f"queue:claim-work:{PROVISIONER}/{WORKER_TYPE}",
-                f"queue:worker-id:{WORKER_GROUP}/{WORKER_ID}",
-                "queue:status:*",
-            ]
-            expires = to_tc(datetime.now(UTC) + timedelta(days=1))
-            client = await auth.createClient(
-                f"demo/{WORKER_ID}", {"expires": expires, "description": "demo worker", "scopes": scopes}
-            )
+            scopes = worker_scopes(*QUEUE, *WORKER)
+            token = await create_worker_client(session, root, f"demo/{WORKER[1]}", scopes)
             submitted = []
             for name, task in example_tasks(examples):
                 task_id = slugid.nice()
                 await queue.createTask(task_id, task)
                 submitted.append((name, task_id))
                 print(f"submitted {name:<10} as task {task_id}")
-            config = worker_config(server.root_url, client["accessToken"], data)
+            config = worker_config(server.root_url, token, data)
             worker = Worker(config, build_features(config), state_dir=data)
             running = asyncio.create_task(worker.run())
             ids = [task_id for _, task_id in submitted]
@@ -155,20 +123,41 @@ async def demo(examples: Path, data: Path) -> int:
             for name, task_id in submitted:
                 await report(queue, session, name, task_id, server.root_url)
             print(f"\nTask directories (logs, files) are kept in {data / 'tasks'}.")
-            print(
-                f"tc-local keeps its state: `.venv/bin/tc-local serve --data-dir {data / 'tc-local'}` serves "
-                "these tasks again; then `.venv/bin/tc-local status TASK_ID` / `log TASK_ID` / "
-                "`fetch TASK_ID NAME` (see docs/tc-local.md)."
-            )
+            print(f"\nWeb view of these tasks (follow logs, download artifacts): {server.root_url}/")
+            if serve:
+                await serve_until_interrupted()
+            else:
+                print(
+                    "(`make demo SERVE=1` keeps it serving; or `.venv/bin/tc-local serve --data-dir "
+                    f"{data / 'tc-local'}` serves these tasks again, see docs/local.md and docs/tc-local.md)"
+                )
     finally:
         await server.stop()
     return 0 if finished else 1
 
 
-def main() -> int:
-    """Entry point of `python -m generic_worker.demo`."""
-    setup_logging(logging.INFO)
+async def serve_until_interrupted() -> None:
+    """Keep tc-local (and its web view) serving until Ctrl-C."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print("Serving until Ctrl-C.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m generic_worker.demo [--serve]`."""
+    serve = "--serve" in (sys.argv[1:] if argv is None else argv)
     data = Path.cwd() / "demo-data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    return asyncio.run(demo(REPO / "examples", data))
+    example = REPO / "examples" / "hello.yml"
+    print(f"== generic-worker exec {example.relative_to(REPO)}  (one task, run locally)", flush=True)
+    exec_code = exec_target(ExecOptions(str(example), None, data / "exec-artifacts", False))
+    print(f"== exec exited {int(exec_code)}\n", flush=True)
+    setup_logging(logging.INFO)
+    code = asyncio.run(demo(REPO / "examples", data, serve))
+    return code or int(exec_code)

@@ -64,6 +64,7 @@ class Worker:
         state_dir: Path | None = None,
         claim_retry_delay: float = CLAIM_BLOCKED_RETRY,
         runner: RunnerLink | None = None,
+        sigint_aborts: bool = False,
     ) -> None:
         self.config = config
         self.features = list(features)
@@ -80,6 +81,8 @@ class Worker:
         self.runner = runner
         self._finish_then_shutdown = False  # worker-runner graceful-termination with finish-tasks
         self._task_done = asyncio.Event()
+        # `generic-worker exec`: Ctrl-C means "stop this task now", as SIGTERM does.
+        self._on_sigint = self.request_termination if sigint_aborts else self.request_interrupt
 
     @property
     def tasks_dir(self) -> Path:
@@ -103,7 +106,7 @@ class Worker:
     async def run(self) -> ExitCode:
         """Run until an exit condition; return the exit code (after any shutdown command)."""
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, self.request_interrupt)
+        loop.add_signal_handler(signal.SIGINT, self._on_sigint)
         loop.add_signal_handler(signal.SIGTERM, self.request_termination)
         if self.runner is not None:
             self._listen_to_runner(self.runner)
