@@ -10,9 +10,7 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +23,12 @@ from generic_worker.features import build_features
 
 from ..mounts.archives import Entry, compress, tar_bytes
 from ..mounts.content import content_server, payload
+from ..small_disk import free_bytes, tmpfs
 from .harness import GW, run_state, wait_for
 from .test_live_log import live_url
 
 MIB = 1024 * 1024
 TRUNCATED = "[taskcluster:error] Task log truncated at "
-
-
-@contextmanager
-def tmpfs(path: Path, size: str, inodes: int | None = None) -> Iterator[Path]:
-    """A tmpfs of `size` (and at most `inodes` files) at `path` for the block; skip without root."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    path.mkdir(parents=True, exist_ok=True)
-    options = f"size={size}" + (f",nr_inodes={inodes}" if inodes else "")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(path)], check=True)  # still busy: detach it
 
 
 def put_folders_on(gw: GW, disk: Path) -> None:
@@ -66,11 +46,6 @@ def disk(gw: GW) -> Iterator[Path]:
     with tmpfs(gw.tmp / "disk", "8m") as path:
         put_folders_on(gw, path)
         yield path
-
-
-def free(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
 
 
 def worker(gw: GW, state_dir: Path | None = None, **overrides: Any) -> Worker:
@@ -160,7 +135,7 @@ async def test_mounts_that_do_not_fit_fail_clearly_and_free_their_space(
 ):
     caplog.set_level(logging.INFO)
     (disk / "tasks").mkdir()
-    before = free(disk)
+    before = free_bytes(disk)
     async with content_server() as server:
         big = server.add("big.bin", os.urandom(12 * MIB))
         archive = server.add("zeros.tar.gz", tar_gz_of_zeros(12))
@@ -185,7 +160,7 @@ async def test_mounts_that_do_not_fit_fail_clearly_and_free_their_space(
     assert json.loads((gw.tmp / "directory-caches.json").read_text()) == {}
     assert os.listdir(disk / "caches") == []
     # What the mounts wrote is freed: only the two task logs and the small archive remain.
-    assert free(disk) > before - MIB
+    assert free_bytes(disk) > before - MIB
     no_tracebacks(caplog)
 
 

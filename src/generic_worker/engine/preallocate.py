@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import sys
 from functools import cache
 
 _KEEP_SIZE = 0x01
@@ -29,9 +28,10 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 @cache
 def _fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    if not sys.platform.startswith("linux"):
+    # Only Linux's C library has it (macOS has no such call): looked up, not assumed.
+    function = getattr(ctypes.CDLL(None, use_errno=True), "fallocate64", None)
+    if function is None:
         return None
-    function = ctypes.CDLL(None, use_errno=True).fallocate64
     function.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
     function.restype = ctypes.c_int
     return function
