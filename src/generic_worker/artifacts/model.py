@@ -28,6 +28,9 @@ class FileArtifact:
 
     `content_encoding` is "gzip" (compressed for the transfer, served with `Content-Encoding: gzip`)
     or "identity". `optional`: an upload failure is only a warning (upstream behaviour).
+    `trailer`: bytes uploaded after the file's content (the task log's truncation line when the
+    disk had no room for it). `plain_if_no_room`: when the disk has no room for the gzip copy,
+    upload the file as it is (identity) instead of failing (the task log: it must get through).
     """
 
     name: str
@@ -36,6 +39,8 @@ class FileArtifact:
     content_type: str
     content_encoding: str
     optional: bool = False
+    trailer: bytes = b""
+    plain_if_no_room: bool = False
 
 
 @dataclass(frozen=True)

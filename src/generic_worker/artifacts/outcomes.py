@@ -1,14 +1,16 @@
 """The task errors an artifact upload can end in, with the texts the task log and queue show.
 
 Mapping (TARGET §9, seed-gw §3.9): createArtifact 409 -> malformed-payload (the seed's conflict
-text); 5xx after retries, network errors after retries, failed PUTs and a full temporary disk
--> resource-unavailable; other 4xx on a run that is still running -> internal-error; a local
-file that cannot be read at upload time -> failure (like an error artifact, it is the task's
-file). Presigned URLs are shown without their query string (it holds the signature).
+text); 5xx after retries, network errors after retries, failed PUTs and a temporary copy that
+cannot be written -> resource-unavailable (but failure when the disk is full: the task filled
+it); other 4xx on a run that is still running -> internal-error; a local file that cannot be
+read at upload time -> failure (like an error artifact, it is the task's file). Presigned URLs
+are shown without their query string (it holds the signature).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -77,7 +79,17 @@ def unreadable(name: str, error: BaseException) -> TaskError:
 
 
 def temp_copy_failed(name: str, error: OSError) -> TaskError:
-    """The gzip copy could not be written (usually a full disk on the worker)."""
+    """The gzip copy could not be written.
+
+    A full disk (ENOSPC, EDQUOT) fails the task: the copy is written in the task directory, on
+    the disk the worker keeps `requiredDiskSpaceMegabytes` free on before each claim, so it was
+    the task that filled it. Anything else is the worker's trouble: resource-unavailable.
+    """
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TaskError.failure(
+            f"TASK FAILURE: no space left on the worker's disk for the compressed copy of artifact "
+            f"{name} ({error.strerror}): the task filled the disk of its task directory"
+        )
     return TaskError.resource_unavailable(
         f"TASK EXCEPTION due to a failure writing the compressed copy of artifact {name}: "
         f"{error.strerror or error}"

@@ -55,19 +55,24 @@ class FileSource:
     so a retried PUT simply starts again at offset 0.
     """
 
-    def __init__(self, fd: int, size: int, description: str) -> None:
+    def __init__(self, fd: int, size: int, description: str, trailer: bytes = b"") -> None:
         self.fd = fd
-        self.size = size
+        self.size = size + len(trailer)
         self.description = description
         self.read_error: LocalReadError | None = None
+        self._file_size = size
+        self._trailer = trailer
 
     @classmethod
-    async def open(cls, path: Path) -> FileSource:
-        """Open `path` (no symlink in its last component) and check it is still a regular file."""
-        return await asyncio.to_thread(cls._open, path)
+    async def open(cls, path: Path, trailer: bytes = b"") -> FileSource:
+        """Open `path` (no symlink in its last component) and check it is still a regular file.
+
+        `trailer` is read after the file's content, as if it were in the file.
+        """
+        return await asyncio.to_thread(cls._open, path, trailer)
 
     @classmethod
-    def _open(cls, path: Path) -> FileSource:
+    def _open(cls, path: Path, trailer: bytes = b"") -> FileSource:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as err:
@@ -76,7 +81,7 @@ class FileSource:
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise LocalReadError(f"Could not read file '{path}': not a regular file")
-        return cls(fd, info.st_size, f"file '{path}'")
+        return cls(fd, info.st_size, f"file '{path}'", trailer)
 
     async def __aenter__(self) -> FileSource:
         return self
@@ -94,6 +99,11 @@ class FileSource:
 
     def read_at(self, offset: int, length: int) -> bytes:
         """Blocking: `length` bytes at `offset`; LocalReadError if the file is shorter than its size."""
+        if offset + length > self._file_size:
+            in_file = max(0, self._file_size - offset)
+            start = max(0, offset - self._file_size)
+            head = self.read_at(offset, in_file) if in_file else b""
+            return head + self._trailer[start : start + length - in_file]
         try:
             data = os.pread(self.fd, length, offset)
         except OSError as err:

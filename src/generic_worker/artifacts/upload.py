@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,13 @@ from generic_worker.artifacts.transfer import (
     PutTarget,
     put_with_retries,
 )
+from generic_worker.engine.preallocate import NO_SPACE
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.errors import TaskError
 from generic_worker.tc import TC_ERRORS, Credentials, ServiceFactory, http_status
 from generic_worker.timefmt import to_tc
+
+log = logging.getLogger(__name__)
 
 ERROR_MESSAGE_MAX = 4096
 """The queue's limit on an error artifact's message."""
@@ -208,32 +212,43 @@ class ArtifactUploader:
 
     async def _open(self, artifact: FileArtifact) -> FileSource:
         try:
-            return await FileSource.open(artifact.path)
+            return await FileSource.open(artifact.path, artifact.trailer)
         except LocalReadError as err:
             raise _Stop(outcomes.unreadable(artifact.name, err)) from err
 
     async def _upload_s3(self, artifact: FileArtifact) -> UploadedArtifact:
         """Run createArtifact (s3), then PUT the file or its gzip copy to the presigned URL."""
+        encoding = artifact.content_encoding
         async with await self._open(artifact) as source:
             request = _file_request("s3", artifact, source.size)
-            if artifact.content_encoding == GZIP:
-                async with await self._gzip(artifact, source) as compressed:
-                    await self._put_s3(artifact, request, compressed)
+            compressed = await self._gzip(artifact, source) if encoding == GZIP else None
+            if compressed is not None:
+                async with compressed:
+                    await self._put_s3(artifact, request, compressed, encoding)
             else:
-                await self._put_s3(artifact, request, source)
-        return UploadedArtifact(
-            artifact.name, "s3", artifact.path, artifact.content_encoding, artifact.content_type
-        )
+                encoding = IDENTITY
+                await self._put_s3(artifact, request, source, encoding)
+        return UploadedArtifact(artifact.name, "s3", artifact.path, encoding, artifact.content_type)
 
-    async def _gzip(self, artifact: FileArtifact, source: FileSource) -> FileSource:
+    async def _gzip(self, artifact: FileArtifact, source: FileSource) -> FileSource | None:
+        """The gzip copy; None when the disk has no room for it and the artifact may go plain."""
         try:
             return await gzip_copy(source, self._gzip_level, self._temp_dir)
         except LocalReadError as err:
             raise _Stop(outcomes.unreadable(artifact.name, err)) from err
         except OSError as err:
+            if artifact.plain_if_no_room and err.errno in NO_SPACE:
+                log.warning(
+                    "no room for the compressed copy of %s (%s): uploading it uncompressed",
+                    artifact.name,
+                    err.strerror,
+                )
+                return None
             raise _Stop(outcomes.temp_copy_failed(artifact.name, err)) from err
 
-    async def _put_s3(self, artifact: FileArtifact, request: dict[str, Any], body: FileSource) -> None:
+    async def _put_s3(
+        self, artifact: FileArtifact, request: dict[str, Any], body: FileSource, encoding: str
+    ) -> None:
         async def target() -> PutTarget:
             # createArtifact is idempotent: running it again before a retry gives a fresh URL.
             response = await self._create(artifact.name, request)
@@ -242,7 +257,7 @@ class ArtifactUploader:
                 error = ProtocolError("createArtifact response for s3 has no putUrl")
                 raise _Stop(outcomes.bad_response(artifact.name, "Queue", error))
             headers = {"Content-Type": str(response.get("contentType") or artifact.content_type)}
-            if artifact.content_encoding == GZIP:
+            if encoding == GZIP:
                 headers["Content-Encoding"] = GZIP
             return PutTarget(str(put_url), headers)
 

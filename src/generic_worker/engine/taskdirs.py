@@ -2,18 +2,25 @@
 
 `n` is the Unix time in milliseconds when the directory was made (bumped on a clash), so
 names sort by age and stay short enough to double as OS user names in the multiuser engine.
+When one cannot be set up (a full disk), `probe_task_dir` tells the worker when it can again.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Collection
 from pathlib import Path
 
+from generic_worker.engine import preallocate
+from generic_worker.engine.tasklog import LINE_ROOM
+
+MIB = 1024 * 1024
+
 
 def new_task_dir(tasks_dir: Path) -> Path:
-    """Create a fresh, empty task directory (and its `generic-worker/` folder)."""
+    """Create a fresh, empty task directory (and its `generic-worker/` folder); OSError if impossible."""
     tasks_dir.mkdir(parents=True, exist_ok=True)
     n = int(time.time() * 1000)
     while True:
@@ -23,8 +30,44 @@ def new_task_dir(tasks_dir: Path) -> Path:
         except FileExistsError:
             n += 1
             continue
-        (path / "generic-worker").mkdir(mode=0o755)
+        try:
+            (path / "generic-worker").mkdir(mode=0o755)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return path
+
+
+def probe_task_dir(tasks_dir: Path, required_megabytes: int) -> str | None:
+    """Why a task could not be set up in `tasks_dir` now, or None when it could (blocking).
+
+    Needs `requiredDiskSpaceMegabytes` free there, and a throwaway task directory whose log file
+    can hold its reserve (which also needs a free inode); the probe is deleted again.
+    """
+    try:
+        st = os.statvfs(tasks_dir)
+    except OSError as e:
+        return f"cannot read the free space of {tasks_dir}: {e}"
+    free = st.f_bavail * st.f_frsize
+    if free < required_megabytes * MIB:
+        return (
+            f"only {free // MIB} MiB free in {tasks_dir}, requiredDiskSpaceMegabytes is "
+            f"{required_megabytes} MiB"
+        )
+    path: Path | None = None
+    try:
+        path = new_task_dir(tasks_dir)
+        fd = os.open(path / "generic-worker" / "probe", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            preallocate.reserve(fd, 0, LINE_ROOM)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return f"cannot set up a task directory in {tasks_dir}: {e}"
+    finally:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def old_task_dirs(tasks_dir: Path, keep: Collection[Path] = ()) -> list[Path]:

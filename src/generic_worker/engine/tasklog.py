@@ -1,32 +1,71 @@
 """The backing log of one task: an append-only file that every log line and all command output go to.
 
 Writers: the event loop (worker lines such as `Executing command ...`) and the process pump
-threads (raw command output), serialised by a lock. Readers (the live log, chain of trust,
-the upload) read the file itself, so a slow reader can never slow the task or grow memory:
-the file is the buffer. `wait_beyond()` lets async readers follow it as it grows.
+threads (raw command output), serialised by a lock. Readers (the live log, the upload) read the
+file itself, so a slow reader can never slow the task or grow memory: the file is the buffer.
+`wait_beyond()` lets async readers follow it as it grows; `read_at()` reads it.
 
 Writes go to the page cache with `os.write` on an O_APPEND descriptor; they do not block in
 practice, which is why lines are written straight from the event loop.
+
+A full disk (the ENOSPC contract; docs/reliability.md):
+- nothing that writes to the log ever gets an exception: `write()` and the line methods never
+  raise, and once the log is truncated or closed they drop what they are given;
+- the log holds `RESERVE` bytes of disk blocks past its end (`preallocate`), topped up as it
+  grows and never less than `LINE_ROOM`; when it cannot hold room for the next write plus the
+  last line, or a write fails anyway, the log is *truncated*: it keeps what it has, gets exactly
+  one final `[taskcluster:error] Task log truncated at N bytes: ...` line (from the held blocks),
+  and grows no more. If even that line cannot be written (no reserve on this file system) it is
+  kept in memory as `tail`: `size` and `read_at()` include it, so live readers see the same end,
+  and the backing log upload appends it to the uploaded copy;
+- `on_truncated(message)` is called once, on the event loop, so the run can record the failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from generic_worker.engine import preallocate
 from generic_worker.timefmt import now, to_tc
+
+RESERVE = 1 << 20
+"""Disk blocks held ahead of the log's end; one top-up per MiB of log."""
+
+LINE_ROOM = 4096
+"""The least that stays held past the end: room for the truncation line."""
+
+Move = Callable[[int, int], int]
+"""`move(fd, limit)`: put at most `limit` bytes into the log's descriptor, return how many."""
 
 
 class TaskLog:
-    """Append-only, thread-safe task log file with the seed's line prefixes."""
+    """Append-only, thread-safe task log file with the seed's line prefixes.
 
-    def __init__(self, path: Path) -> None:
+    Raises OSError when the file cannot be created, or cannot even hold room for its last
+    line (the disk is full already): such a task directory is unusable.
+    """
+
+    def __init__(self, path: Path, on_truncated: Callable[[str], None] | None = None) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # O_RDWR (not O_WRONLY): truncation reads the last byte to end the line before its own.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            self._held: int | None = _hold_first(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
         self._lock = threading.Lock()
         self._size = 0
+        self._tail = b""
+        self._truncated: str | None = None
+        self._dropped = 0
+        self._on_truncated = on_truncated
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._changed = asyncio.Event()
@@ -34,37 +73,142 @@ class TaskLog:
 
     @property
     def size(self) -> int:
-        """Bytes written so far."""
-        return self._size
+        """Bytes of log content so far (the file, plus `tail` if the last line is in memory)."""
+        return self._size + len(self._tail)
 
     @property
     def closed(self) -> bool:
         """True once the log is closed; nothing more will be written."""
         return self._fd is None
 
+    @property
+    def truncated(self) -> str | None:
+        """Why the log stopped growing before it was closed (the truncation line's text), or None."""
+        return self._truncated
+
+    @property
+    def tail(self) -> bytes:
+        """The truncation line when the disk had no room even for it (else empty)."""
+        return self._tail
+
+    @property
+    def dropped(self) -> int:
+        """Bytes discarded because the log was truncated."""
+        return self._dropped
+
     def write(self, data: bytes) -> None:
-        """Append raw bytes (command output). Thread-safe; silently dropped once closed."""
+        """Append raw bytes (command output). Thread-safe; never raises; dropped once closed or truncated."""
         if not data:
             return
-        with self._lock:
-            if self._fd is None:
+        view = memoryview(data)
+
+        def move(fd: int, limit: int) -> int:
+            return os.write(fd, view[:limit])
+
+        while view:
+            moved = self.write_with(len(view), move)
+            if not moved:
                 return
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self._size += len(data)
+            view = view[moved:]
+
+    def write_with(self, length: int, move: Move) -> int:
+        """For writers that put bytes into the log's descriptor themselves (e.g. `os.splice`).
+
+        Under the log's lock: makes sure the disk holds room for `length` more bytes (truncating
+        the log if it cannot), calls `move(fd, limit)` with `limit` <= `length`, and counts what
+        it moved. An OSError from `move` truncates the log; nothing is raised. Returns the bytes
+        moved: 0 means the log is closed or truncated and takes nothing more (`length` of them
+        are counted as dropped; the caller should go on draining its source and discard).
+        """
+        message = None
+        with self._lock:
+            if self._fd is None or self._truncated is not None:
+                self._dropped += length
+                return 0
+            limit, no_room = self._room(length)
+            moved = 0
+            if limit > 0:
+                try:
+                    moved = move(self._fd, limit)
+                    self._size += moved
+                except OSError as e:
+                    message = self._truncate(e)
+            else:
+                message = self._truncate(no_room or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            if message is not None:
+                self._dropped += length - moved
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:
-            self._notify()
+            self._call_on_loop(self._wake)
+        if message is not None and self._on_truncated is not None:
+            callback = self._on_truncated
+            self._call_on_loop(lambda: callback(message))
+        return moved
 
-    def _notify(self) -> None:
+    # -- the disk reserve and truncation (under the lock) ---------------------------------------
+
+    def _room(self, length: int) -> tuple[int, OSError | None]:
+        """How many of `length` bytes may go in now, keeping LINE_ROOM held after them.
+
+        With fewer than `length` (possibly 0), also the error that refused more room.
+        """
+        assert self._fd is not None
+        held = self._held
+        if held is None:
+            return length, None  # no reserve on this file system: write, and see
+        end = self._size + length
+        if end + LINE_ROOM <= held:
+            return length, None
+        refused = None
+        for want in (end + RESERVE, end + LINE_ROOM):
+            try:
+                if not preallocate.reserve(self._fd, self._size, want - self._size):
+                    self._held = None
+                    return length, None
+            except OSError as e:
+                refused = e
+                continue
+            self._held = max(held, want)
+            return length, None
+        # The disk is full: fill what is held, keeping room for the line.
+        return max(0, min(length, held - LINE_ROOM - self._size)), refused
+
+    def _truncate(self, error: OSError) -> str:
+        """Stop the log with its one final line (written, or kept as `tail`); return the line's text."""
+        assert self._fd is not None
+        if error.errno in preallocate.NO_SPACE:
+            why = f"the disk of the task directory is full ({error.strerror})"
+        else:
+            why = f"writing it failed ({error.strerror or error})"
+        message = f"Task log truncated at {self._size} bytes: {why}; the task's further output was discarded"
+        self._truncated = message
+        line = f"[taskcluster:error] {message}\n".encode()
+        if self._size and not self._ends_with_newline():
+            line = b"\n" + line
+        try:
+            written = os.write(self._fd, line)
+        except OSError:
+            written = 0
+        self._size += written
+        self._tail = line[written:]
+        return message
+
+    def _ends_with_newline(self) -> bool:
+        assert self._fd is not None
+        try:
+            return os.pread(self._fd, 1, self._size - 1) == b"\n"
+        except OSError:
+            return False
+
+    # -- waking readers ------------------------------------------------------------------------
+
+    def _call_on_loop(self, callback: Callable[[], None]) -> None:
         if threading.get_ident() == self._thread:
-            self._wake()
+            callback()
         else:
             try:
-                self._loop.call_soon_threadsafe(self._wake)
+                self._loop.call_soon_threadsafe(callback)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
 
@@ -73,6 +217,8 @@ class TaskLog:
             self._wake_pending = False
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+
+    # -- lines ----------------------------------------------------------------------------------
 
     def _lines(self, prefix: str, message: str) -> None:
         text = "".join(f"{prefix}{line}\n" for line in message.split("\n"))
@@ -90,20 +236,47 @@ class TaskLog:
         """`[taskcluster:error] message` (no timestamp, as the seed), one prefix per line."""
         self._lines("[taskcluster:error] ", message)
 
+    # -- readers --------------------------------------------------------------------------------
+
     async def wait_beyond(self, offset: int) -> bool:
         """Wait until the log is longer than `offset` (True) or closed with no more data (False)."""
         while True:
             event = self._changed
-            if self._size > offset:
+            if self.size > offset:
                 return True
             if self._fd is None:
                 return False
             await event.wait()
 
+    def read_at(self, fd: int, offset: int, length: int) -> bytes:
+        """Blocking: up to `length` bytes of the log at `offset` (empty at its end).
+
+        Read from `fd` (the reader's own descriptor of `path`), then from `tail`. Readers use
+        this, not `pread`, so they see the truncation line even when it is only in memory.
+        """
+        file_end = self._size
+        if offset < file_end:
+            return os.pread(fd, min(length, file_end - offset), offset)
+        start = offset - file_end
+        return self._tail[start : start + length]
+
     def close(self) -> None:
-        """Close the file; later writes are dropped and waiting readers are released."""
+        """Close the file (giving back the held blocks); later writes are dropped, readers released."""
         with self._lock:
             fd, self._fd = self._fd, None
+            held, self._held = self._held, None
         if fd is not None:
+            if held is not None and held > self._size:
+                preallocate.release(fd, self._size, held - self._size)
             os.close(fd)
-            self._notify()
+            self._call_on_loop(self._wake)
+
+
+def _hold_first(fd: int) -> int | None:
+    """Hold the first RESERVE (at least LINE_ROOM) bytes; None without reserves on this system."""
+    try:
+        return RESERVE if preallocate.reserve(fd, 0, RESERVE) else None
+    except OSError as e:
+        if e.errno not in preallocate.NO_SPACE:
+            raise
+    return LINE_ROOM if preallocate.reserve(fd, 0, LINE_ROOM) else None

@@ -10,6 +10,7 @@ and talk to each other only through the fields and methods declared here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -76,7 +77,8 @@ class TaskRun:
             on_lost=self._claim_lost,
         )
         self.processes = TaskProcesses(("TASK_ID", self.task_id), _LogSink(self))
-        self.log = TaskLog(self.gw_dir / "live_backing.log")
+        # Raises OSError when the disk has no room even for the log: the worker's to handle.
+        self.log = TaskLog(self.gw_dir / "live_backing.log", on_truncated=self._log_truncated)
         self.artifacts = ArtifactUploader(
             services=self.services,
             task_id=self.task_id,
@@ -84,6 +86,9 @@ class TaskRun:
             credentials=lambda: self.credentials,
             log=self.log,
             use_object_storage=self.config.create_object_artifacts,
+            # Gzip copies go to the task's own disk, which requiredDiskSpaceMegabytes guards,
+            # not to the system's temporary directory (often a small tmpfs).
+            temp_dir=self.gw_dir,
         )
         self.log_artifact: FileArtifact | None = None
         """The artifact the backing log is uploaded as; set by the backing-log feature."""
@@ -147,6 +152,11 @@ class TaskRun:
         if error is not None:
             self.log.error("Aborting task...")
         asyncio.get_running_loop().create_task(self.processes.abort(), name=f"abort {self.task_id}")
+
+    def _log_truncated(self, message: str) -> None:
+        """The log hit a full disk: the run fails (the task filled the disk), the task runs on."""
+        log.warning("task %s: %s", self.task_id, message)
+        self.errors.add(TaskError.failure(message))
 
     def _claim_lost(self, reason: str) -> None:
         self.log.error(f"Aborting task: the queue resolved this run elsewhere ({reason})")
@@ -319,7 +329,7 @@ class TaskRun:
         if self.log_artifact is not None and self.log_artifact.name not in {
             a.name for a in self.artifacts.uploaded
         }:
-            await self.publish(self.log_artifact)
+            await self.publish(dataclasses.replace(self.log_artifact, trailer=self.log.tail))
         if self.status.state in (RunState.CLAIMED, RunState.RECLAIMED):
             await self.status.report(crash)
 

@@ -22,8 +22,9 @@ from typing import Any
 from generic_worker.config import Config
 from generic_worker.engine.feature import Feature, FeatureInitError, WorkerExit
 from generic_worker.engine.shutdown import run_machine_command
-from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, remove_task_dirs
+from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, probe_task_dir, remove_task_dirs
 from generic_worker.engine.taskrun import TaskRun
+from generic_worker.engine.unstartable import resolve_unstartable
 from generic_worker.errors import TaskError
 from generic_worker.exitcodes import ExitCode
 from generic_worker.process import enable_subreaper, reap_orphans
@@ -83,6 +84,7 @@ class Worker:
         self._task_done = asyncio.Event()
         # `generic-worker exec`: Ctrl-C means "stop this task now", as SIGTERM does.
         self._on_sigint = self.request_termination if sigint_aborts else self.request_interrupt
+        self._task_dir_problem: str | None = None  # set while task directories cannot be set up
 
     @property
     def tasks_dir(self) -> Path:
@@ -206,7 +208,7 @@ class Worker:
                 continue
             claims = await self._claim(min(want, MAX_CLAIM))
             for claim in claims:
-                self._start_task(claim)
+                await self._start_task(claim)
             if claims or self.running:
                 idle.reset()
             elif idle.expired():
@@ -224,7 +226,21 @@ class Worker:
                 log.error("%s: stopping the worker: %s", feature.name, e)
                 self._exit_requested = ExitCode(e.exit_code)
                 return False
-        return ready
+        return ready and await self._task_dirs_usable()
+
+    async def _task_dirs_usable(self) -> bool:
+        """After a task directory could not be set up: claim again only once one can be."""
+        if self._task_dir_problem is None:
+            return True
+        problem = await asyncio.to_thread(
+            probe_task_dir, self.tasks_dir, self.config.required_disk_space_megabytes
+        )
+        if problem is not None:
+            log.warning("not claiming: %s (a task directory could not be set up earlier)", problem)
+            return False
+        log.info("task directories can be set up again in %s: claiming", self.tasks_dir)
+        self._task_dir_problem = None
+        return True
 
     async def _exit_code_if_done(self) -> ExitCode | None:
         if self._crash is not None:
@@ -294,14 +310,37 @@ class Worker:
             for w in waits:
                 w.cancel()
 
-    def _start_task(self, claim: dict[str, Any]) -> None:
-        task_dir = new_task_dir(self.tasks_dir)
-        task = TaskRun(self.context, claim, task_dir, self.features)
+    async def _start_task(self, claim: dict[str, Any]) -> None:
+        task_dir: Path | None = None
+        try:
+            task_dir = new_task_dir(self.tasks_dir)
+            task = TaskRun(self.context, claim, task_dir, self.features)
+        except OSError as e:
+            await self._unstartable(claim, task_dir, e)
+            return
         self.tasks_started += 1
         runner = asyncio.create_task(self._run_task(task), name=f"task {task.task_id}/{task.run_id}")
         self.running[runner] = task
         if self._terminate.is_set():
             task.abort(TaskError.worker_shutdown("Worker is shutting down: task aborted"))
+
+    async def _unstartable(self, claim: dict[str, Any], task_dir: Path | None, error: OSError) -> None:
+        """A claimed run without a usable task directory: internal-error, and no claims for now."""
+        self.tasks_started += 1
+        self._task_dir_problem = str(error)
+        if task_dir is not None:
+            await asyncio.to_thread(remove_task_dirs, [task_dir])
+        message = (
+            f"WORKER EXCEPTION: could not set up a task directory in {self.tasks_dir}: {error}; "
+            f"this worker claims no more tasks until requiredDiskSpaceMegabytes "
+            f"({self.config.required_disk_space_megabytes} MiB) is free there and a task directory "
+            "can be created"
+        )
+        try:
+            await resolve_unstartable(self.services, claim, message)
+        finally:
+            self.tasks_resolved += 1
+            log.info("Resolved %d tasks in total so far.", self.tasks_resolved)
 
     async def _run_task(self, task: TaskRun) -> None:
         try:

@@ -2,12 +2,14 @@
 
 First in the feature list, so its stop runs last: the uploaded log holds every other feature's
 lines, the commands' output and the `[taskcluster:error]` lines, and is uploaded before the
-resolution is reported (also for malformed payloads).
+resolution is reported (also for malformed payloads). On a full disk the log is still uploaded:
+truncated, with its last line (see `engine.tasklog`), and uncompressed if the gzip copy has no room.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from generic_worker.artifacts import FileArtifact
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
@@ -50,10 +52,14 @@ class _BackingLog(TaskFeatureBase):
             expires=self.task.expires,
             content_type=LOG_CONTENT_TYPE,
             content_encoding="gzip",
+            # A full disk must not cost the log: without room for the gzip copy it goes plain.
+            plain_if_no_room=True,
         )
 
     async def stop(self, errors: ExecutionErrors) -> None:
         self.task.log_errors()
         self.task.log.close()
-        if self.task.log_artifact is not None:
-            errors.add(await self.task.publish(self.task.log_artifact))
+        artifact = self.task.log_artifact
+        if artifact is not None:
+            # The truncation line, when the disk had no room even for it, joins the uploaded copy.
+            errors.add(await self.task.publish(replace(artifact, trailer=self.task.log.tail)))

@@ -145,7 +145,7 @@ class LiveLogServer:
             # Ordering: wait_beyond() is True while the log holds bytes past `offset`, so a
             # line written and the log closed right after are both still sent.
             while await task_log.wait_beyond(offset):
-                chunk = await loop.run_in_executor(self._executor, os.pread, fd, CHUNK, offset)
+                chunk = await loop.run_in_executor(self._executor, task_log.read_at, fd, offset, CHUNK)
                 if not chunk:
                     break  # the file is shorter than the log says: it was replaced; stop
                 async with asyncio.timeout(WRITE_STALL_TIMEOUT):

@@ -74,7 +74,7 @@ class DirectoryCaches:
     async def load(self) -> None:
         """Read the index; drop entries without a directory or left mounted; delete orphans."""
         self.entries = await asyncio.to_thread(self._load)
-        await self._state.save()
+        await self._state.save(strict=True)
 
     def _load(self) -> dict[str, CacheEntry]:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

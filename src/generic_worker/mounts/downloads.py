@@ -77,7 +77,7 @@ class DownloadCache:
     async def load(self) -> None:
         """Read the index, drop entries without their file, delete orphan downloads."""
         self.entries = await asyncio.to_thread(self._load)
-        await self._state.save()
+        await self._state.save(strict=True)
 
     def _load(self) -> dict[str, FileEntry]:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

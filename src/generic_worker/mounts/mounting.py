@@ -8,7 +8,9 @@ download): a cache that was half set up is deleted rather than kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -94,13 +96,21 @@ class FileMount:
         self.spec = spec
 
     async def mount(self, ctx: MountContext) -> None:
-        """Fetch, then copy or decompress into place."""
+        """Fetch, then copy or decompress into place; a failure leaves no partial file there."""
         spec = self.spec
         if spec.format is not None and spec.format not in COMPRESSIONS:
             raise MountError(unsupported(spec.format, "file"))
         target = await asyncio.to_thread(mount_target, ctx.task_dir, spec.path)
         if await asyncio.to_thread(target.is_dir):
             raise MountError(f"cannot mount file at path {target} since it already exists as a directory")
+        try:
+            await self._place(ctx, target)
+        except BaseException:
+            await asyncio.to_thread(_remove_file, target)  # what was written: space back for others
+            raise
+
+    async def _place(self, ctx: MountContext, target: Path) -> None:
+        spec = self.spec
         assert spec.source is not None  # the schema requires content for file mounts
         source = await resolve(ctx, spec.source)
         if spec.format is None and isinstance(source, ArtifactSource | URLSource):
@@ -138,8 +148,15 @@ class ReadOnlyDirectory:
         if spec.format not in ARCHIVE_FORMATS:
             raise MountError(unsupported(spec.format, "archive"))
         target = await asyncio.to_thread(mount_target, ctx.task_dir, spec.path)
-        async with content_file(ctx, spec.source) as (path, _):
-            await extract_into(ctx, path, spec.format, target)
+        existed = await asyncio.to_thread(os.path.lexists, target)
+        try:
+            async with content_file(ctx, spec.source) as (path, _):
+                await extract_into(ctx, path, spec.format, target)
+        except BaseException:
+            if not existed:  # what was extracted: space back for others
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(remove_path, target)
+            raise
 
     async def unmount(self, ctx: MountContext, purge: bool) -> None:
         """Nothing to do: the directory goes with the task directory."""
@@ -227,6 +244,15 @@ class WritableCache:
             await ctx.caches.expunge(entry, ctx.log, *also)
             raise MountError(f'could not persist cache "{self.name}" due to {problem}')
         await ctx.caches.give_back(entry, ctx.log)
+
+
+def _remove_file(target: Path) -> None:
+    """Delete a file (or link) at `target`; leave a directory or nothing alone."""
+    try:
+        if not stat.S_ISDIR(os.lstat(target).st_mode):
+            target.unlink()
+    except OSError:
+        pass  # gone already, or not ours to delete: the failure being reported matters more
 
 
 def _clear_target(target: Path, name: str) -> None:

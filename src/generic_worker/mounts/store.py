@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from generic_worker.engine.preallocate import NO_SPACE
 from generic_worker.mounts.statefile import write_json_atomically
 
 log = logging.getLogger(__name__)
@@ -71,14 +72,37 @@ def _give_up(_function: Callable[..., Any], failed: str, exc_info: Any) -> None:
 
 
 class StateWriter:
-    """Saves one state file from a snapshot function; saves never interleave, the last one wins."""
+    """Saves one state file from a snapshot function; saves never interleave, the last one wins.
+
+    A save that fails (a full disk) is logged and otherwise ignored: the file keeps the previous
+    state (write-then-rename), the index in memory stays right, and the next save writes it all.
+    The previous state is always safe to start from: downloads or caches it does not list are
+    deleted as orphans at start, and entries whose files are gone are dropped.
+    """
 
     def __init__(self, path: Path, snapshot: Callable[[], Any]) -> None:
         self.path = path
         self._snapshot = snapshot
         self._lock = asyncio.Lock()
+        self.failing: str | None = None
+        """Why the last save failed (None: the file is up to date)."""
 
-    async def save(self) -> None:
-        """Write the current snapshot atomically (taken under the lock, so in call order)."""
+    async def save(self, *, strict: bool = False) -> None:
+        """Write the current snapshot atomically (taken under the lock, so in call order).
+
+        Never raises for a write that fails, unless `strict` (at start: an unusable state
+        directory is a configuration error) and the failure is not a full disk.
+        """
         async with self._lock:
-            await asyncio.to_thread(write_json_atomically, self.path, self._snapshot())
+            try:
+                await asyncio.to_thread(write_json_atomically, self.path, self._snapshot())
+            except OSError as e:
+                if strict and e.errno not in NO_SPACE:
+                    raise
+                if self.failing is None:
+                    log.warning("could not save %s (%s); it keeps the previous state for now", self.path, e)
+                self.failing = str(e)
+                return
+            if self.failing is not None:
+                log.info("saved %s again: it is up to date", self.path)
+                self.failing = None
