@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import pwd
 import traceback
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -28,8 +29,10 @@ from generic_worker.engine.scopes import ScopeChecker
 from generic_worker.engine.status import RunState, StatusManager
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.errors import ExecutionErrors, TaskError
+from generic_worker.multiuser.accounts import AccountError
+from generic_worker.multiuser.lifecycle import make_task_user, remove_task_user
 from generic_worker.payload import Engine
-from generic_worker.process import TaskProcesses
+from generic_worker.process import TaskProcesses, TaskUser, run_capture
 from generic_worker.tc import Credentials
 from generic_worker.timefmt import now, parse_tc
 
@@ -87,6 +90,10 @@ class TaskRun:
         )
         self.log_artifact: FileArtifact | None = None
         """The artifact the backing log is uploaded as; set by the backing-log feature."""
+        self.user: TaskUser | None = None
+        """Multiuser engine: the task's own OS user (made before the features start)."""
+        self.run_as_current_user = False
+        """Multiuser engine: commands run as the worker's user (`features.runTaskAsCurrentUser`)."""
 
     # ---- identity and derived values -------------------------------------------------------
     @property
@@ -109,6 +116,11 @@ class TaskRun:
         """The current temporary task credentials (replaced on every reclaim)."""
         return self.status.credentials
 
+    @property
+    def command_user(self) -> TaskUser | None:
+        """Who the commands (and file work on the task's behalf) run as; None: the worker's user."""
+        return None if self.run_as_current_user else self.user
+
     def queue(self) -> Any:
         """A queue client with the current task credentials."""
         return self.status.queue()
@@ -129,7 +141,12 @@ class TaskRun:
             forced["TASKCLUSTER_INSTANCE_TYPE"] = self.config.instance_type
         forced.update(self.extra_env)
         payload_env = self.payload.get("env") or {}
-        base = base_environment(os.environ, multiuser=self.config.multiuser)
+        user = self.command_user
+        if user is not None:
+            base = base_environment(os.environ, multiuser=True, user=user.name, home=str(user.home))
+        else:
+            name, home = _current_user()
+            base = base_environment(os.environ, multiuser=self.config.multiuser, user=name, home=home)
         return command_environment(base, payload_env, forced)
 
     # ---- aborting ----------------------------------------------------------------------------
@@ -190,14 +207,43 @@ class TaskRun:
         self._write_header()
         self.status.start()
         try:
+            if self.config.multiuser:
+                await self._make_user()
             await self._run_features()
         finally:
-            # Ordering: every process of the task dies before the resolution is reported.
+            # Ordering: every process of the task dies before the resolution is reported, and
+            # the task user goes only after the features' stops (uploads read as that user).
             await self.processes.kill_all()
+            if self.user is not None:
+                for problem in await remove_task_user(self.user):
+                    log.warning("task %s: %s", self.task_id, problem)
             self.log_errors()
             self.log.close()
             await self.status.stop_background()
         await self._resolve()
+
+    async def _make_user(self) -> None:
+        """Multiuser: create the task user (and run `runAfterUserCreation` as it) before any feature.
+
+        On failure the run is aborted as internal-error: only the backing log starts, so the log
+        still reaches the queue.
+        """
+        try:
+            self.user = await make_task_user(self.task_dir)
+        except (AccountError, OSError) as e:
+            self.abort(TaskError.internal_error(f"could not create the task user: {e}"))
+            return
+        log.info("task %s: running as new OS user %s (uid %d)", self.task_id, self.user.name, self.user.uid)
+        script = self.config.run_after_user_creation
+        if not script:
+            return
+        result = await run_capture(
+            [script], env=self.environment(), cwd=self.task_dir, user=self.user, timeout=600
+        )
+        outcome = result.describe()
+        log.info("runAfterUserCreation (%s) as %s: %s\n%s", script, self.user.name, outcome, result.text)
+        if not result.succeeded:
+            self.abort(TaskError.internal_error(f"runAfterUserCreation {script} failed: {outcome}"))
 
     async def _run_features(self) -> None:
         checker = ScopeChecker(self.scopes, self._expand_scopes)
@@ -335,6 +381,15 @@ class TaskRun:
         self.log.info("\n".join("  " + line for line in text.splitlines()))
         self.log.info(f"Task ID: {self.task_id}")
         self.log.info("=== Task Starting ===")
+
+
+def _current_user() -> tuple[str, str]:
+    """The worker's own user name and home (for HOME/USER/LOGNAME when running as it)."""
+    try:
+        entry = pwd.getpwuid(os.getuid())
+    except KeyError:
+        return str(os.getuid()), os.environ.get("HOME", "/")
+    return entry.pw_name, entry.pw_dir
 
 
 class _LogSink:
