@@ -82,7 +82,9 @@ class UploadedArtifact:
     """A record of one successful upload, for chain of trust (which hashes the local files later).
 
     `storage_type` is "s3", "object", "reference", "link" or "error"; `path` and
-    `content_encoding` are set for file artifacts only.
+    `content_encoding` are set for file artifacts only. `sha256` is the hex digest of the file's
+    content as it was read for the upload (before any gzip), when the uploader was asked to
+    record it (`ArtifactUploader.hash_files`, set by chain of trust).
     """
 
     name: str
@@ -90,3 +92,4 @@ class UploadedArtifact:
     path: Path | None = None
     content_encoding: str | None = None
     content_type: str | None = None
+    sha256: str | None = None

@@ -103,6 +103,13 @@ class FileSource:
             raise LocalReadError(message)
         return data
 
+    def sha256(self) -> str:
+        """Blocking: the hex sha256 of the whole content (read by offset, like an upload)."""
+        digest = hashlib.sha256()
+        for offset in range(0, self.size, CHUNK):
+            digest.update(self.read_at(offset, min(CHUNK, self.size - offset)))
+        return digest.hexdigest()
+
     async def read_all(self) -> bytes:
         """The whole content (for small files only: object-service `dataInline` below 8 KiB)."""
         return await asyncio.to_thread(self.read_at, 0, self.size)

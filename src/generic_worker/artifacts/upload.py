@@ -107,6 +107,8 @@ class ArtifactUploader:
         self._temp_dir = temp_dir
         self._slots = asyncio.Semaphore(concurrency)
         self.uploaded: list[UploadedArtifact] = []
+        self.hash_files = False
+        """Record the sha256 of every file uploaded from now on (chain of trust sets it)."""
 
     async def upload_all(self, artifacts: Sequence[Artifact]) -> list[TaskError]:
         """Upload all `artifacts` in parallel (bounded); the errors, in the order of `artifacts`."""
@@ -221,9 +223,19 @@ class ArtifactUploader:
                     await self._put_s3(artifact, request, compressed)
             else:
                 await self._put_s3(artifact, request, source)
+            sha256 = await self._sha256(artifact, source)
         return UploadedArtifact(
-            artifact.name, "s3", artifact.path, artifact.content_encoding, artifact.content_type
+            artifact.name, "s3", artifact.path, artifact.content_encoding, artifact.content_type, sha256
         )
+
+    async def _sha256(self, artifact: FileArtifact, source: FileSource) -> str | None:
+        """The sha256 of the bytes just uploaded, read again from the same open file, if asked for."""
+        if not self.hash_files:
+            return None
+        try:
+            return await asyncio.to_thread(source.sha256)
+        except LocalReadError as err:
+            raise _Stop(outcomes.unreadable(artifact.name, err)) from err
 
     async def _gzip(self, artifact: FileArtifact, source: FileSource) -> FileSource:
         try:
@@ -286,8 +298,11 @@ class ArtifactUploader:
             except TC_ERRORS as err:
                 error = await self._api_failure(err, artifact.name, "Object service", "upload", None)
                 raise _Stop(error) from err
+            sha256 = await self._sha256(artifact, source)
         await self._call_queue("finishArtifact", artifact.name, {"uploadId": upload.upload_id})
-        return UploadedArtifact(artifact.name, "object", artifact.path, IDENTITY, artifact.content_type)
+        return UploadedArtifact(
+            artifact.name, "object", artifact.path, IDENTITY, artifact.content_type, sha256
+        )
 
     # -- queue calls and failure mapping ---------------------------------------------------------
 
