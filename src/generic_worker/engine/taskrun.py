@@ -15,11 +15,11 @@ import logging
 import os
 import pwd
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from generic_worker import __version__
 from generic_worker.artifacts import Artifact, ArtifactUploader, FileArtifact
@@ -30,6 +30,7 @@ from generic_worker.engine.status import RunState, StatusManager
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.errors import ExecutionErrors, TaskError
 from generic_worker.multiuser.accounts import AccountError
+from generic_worker.multiuser.identity import as_user
 from generic_worker.multiuser.lifecycle import make_task_user, remove_task_user
 from generic_worker.payload import Engine
 from generic_worker.process import TaskProcesses, TaskUser, run_capture
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from generic_worker.engine.worker import WorkerContext
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 START_GRACE_AFTER_ABORT = 10.0
 """How long a feature's start() may go on after an abort before it is cancelled."""
@@ -120,6 +123,15 @@ class TaskRun:
     def command_user(self) -> TaskUser | None:
         """Who the commands (and file work on the task's behalf) run as; None: the worker's user."""
         return None if self.run_as_current_user else self.user
+
+    async def as_task_user(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking file work `fn(*args)` in a thread with the rights of `command_user`.
+
+        The kernel then checks every path, symlink and permission as it would for the task's
+        own commands; with no task user (insecure engine, or running as the current user) it
+        is a plain `asyncio.to_thread`.
+        """
+        return await as_user(self.command_user, fn, *args)
 
     def queue(self) -> Any:
         """A queue client with the current task credentials."""

@@ -174,7 +174,13 @@ class _TaskMounts(TaskFeatureBase):
 
         fetch = FetchContext(self.feature.session(), task.queue, client)
         return MountContext(
-            task.task_dir, task.log, caches, downloads, fetch, self.feature.required_megabytes * MIB
+            task.task_dir,
+            task.log,
+            caches,
+            downloads,
+            fetch,
+            self.feature.required_megabytes * MIB,
+            user=task.command_user,
         )
 
     async def start(self) -> None:

@@ -24,6 +24,7 @@ from generic_worker.mounts.errors import MountError
 from generic_worker.mounts.extract import extract_archive
 from generic_worker.mounts.files import copy_file, decompress_file, move_directory
 from generic_worker.mounts.logs import MountLog
+from generic_worker.mounts.ownership import hand_over_file, hand_over_tree
 from generic_worker.mounts.paths import mount_target
 from generic_worker.mounts.placement import Placement
 from generic_worker.mounts.sources import (
@@ -36,6 +37,8 @@ from generic_worker.mounts.sources import (
 )
 from generic_worker.mounts.spec import MountSpec
 from generic_worker.mounts.store import remove_path
+from generic_worker.multiuser.identity import as_user
+from generic_worker.process import TaskUser
 
 
 @dataclass
@@ -48,13 +51,15 @@ class MountContext:
     downloads: DownloadCache
     fetch: FetchContext
     required_bytes: int
+    user: TaskUser | None = None
+    """Multiuser: the task user, who gets everything mounted (None: the worker's own user)."""
 
 
-async def make_directory(path: Path, log: MountLog) -> None:
-    """Mkdir -p with the seed's line; `MountError` if something else is in the way."""
+async def make_directory(path: Path, log: MountLog, user: TaskUser | None = None) -> None:
+    """Mkdir -p (as `user` when given) with the seed's line; `MountError` if something is in the way."""
     log.info(f"[mounts] Creating directory {path} with permissions 0700")
     try:
-        await asyncio.to_thread(path.mkdir, mode=0o700, parents=True, exist_ok=True)
+        await as_user(user, path.mkdir, 0o700, True, True)
     except OSError as e:
         raise MountError(f"cannot create directory {path}: {e}") from None
 
@@ -105,10 +110,13 @@ class FileMount:
         source = await resolve(ctx, spec.source)
         if spec.format is None and isinstance(source, ArtifactSource | URLSource):
             placement = Placement(target, source.description, ctx.log, ctx.required_bytes)
+            if ctx.user is not None:
+                await make_directory(target.parent, ctx.log, ctx.user)
             await ctx.downloads.place(source, target, ctx.fetch, placement)
+            await _hand_over_file(ctx, target)
             return
         async with content_file(ctx, source) as (path, what):
-            await make_directory(target.parent, ctx.log)
+            await make_directory(target.parent, ctx.log, ctx.user)
             budget = await asyncio.to_thread(Budget.measure, target.parent, ctx.required_bytes)
             try:
                 if spec.format is not None:
@@ -120,6 +128,7 @@ class FileMount:
                     await asyncio.to_thread(copy_file, path, target)
             except (MountError, OSError) as e:
                 raise MountError(f"Not able to mount content from {what} at path {target}: {e}") from None
+        await _hand_over_file(ctx, target)
 
     async def unmount(self, ctx: MountContext, purge: bool) -> None:
         """Nothing to do: the file goes with the task directory."""
@@ -145,12 +154,20 @@ class ReadOnlyDirectory:
         """Nothing to do: the directory goes with the task directory."""
 
 
+async def _hand_over_file(ctx: MountContext, target: Path) -> None:
+    if ctx.user is not None:
+        ctx.log.info(f"[mounts] Granting {ctx.user.name} full control of '{target}'")
+        await asyncio.to_thread(hand_over_file, target, ctx.user.uid, ctx.user.gid)
+
+
 async def extract_into(ctx: MountContext, archive: Path, fmt: str, target: Path) -> None:
-    """Create `target` and extract `archive` into it, within the disk budget."""
-    await make_directory(target, ctx.log)
+    """Create `target` and extract `archive` into it (as the task user), within the disk budget."""
+    await make_directory(target, ctx.log, ctx.user)
     ctx.log.info(f"[mounts] Extracting {fmt} file {archive} to '{target}'")
     budget = await asyncio.to_thread(Budget.measure, target, ctx.required_bytes)
-    result = await asyncio.to_thread(extract_archive, archive, fmt, target, budget)
+    # Opened with the worker's rights (downloads are root-only), extracted with the task user's.
+    with await asyncio.to_thread(open, archive, "rb") as opened:
+        result = await as_user(ctx.user, extract_archive, archive, fmt, target, budget, opened)
     for skipped in result.skipped:
         ctx.log.warn(f"[mounts] Skipped {skipped} while extracting {archive}")
 
@@ -189,9 +206,12 @@ class WritableCache:
             await caches.lend(entry, ctx.task_dir)
             where = f"from {entry.location} to {target}"
             ctx.log.info(f"[mounts] Moving existing writable directory cache {self.name} {where}")
-            await make_directory(target.parent, ctx.log)
+            await make_directory(target.parent, ctx.log, ctx.user)
             await asyncio.to_thread(move_directory, Path(entry.location), target)
             self.in_place = True
+            if ctx.user is not None:
+                ctx.log.info(f"[mounts] Granting {ctx.user.name} full control of '{target}'")
+                await asyncio.to_thread(hand_over_tree, target, ctx.user.uid, ctx.user.gid)
         else:
             self.entry = entry = caches.create(self.name)
             await caches.lend(entry, ctx.task_dir)
@@ -203,7 +223,7 @@ class WritableCache:
                 async with content_file(ctx, spec.source) as (path, _):
                     await extract_into(ctx, path, spec.format, target)
             else:
-                await make_directory(target, ctx.log)
+                await make_directory(target, ctx.log, ctx.user)
         self.complete = True
         ctx.log.info(f"[mounts] Successfully mounted writable directory cache '{target}'")
 
