@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,26 @@ def test_an_unusable_openpgp_key_is_refused(tmp_path: Path, keys: KeySet):
         with pytest.raises(SigningKeyError, match="signingKeyLocation") as caught:
             load_signing_keys(config(signingKeyLocation=str(path)))
         assert why in str(caught.value)
+
+
+@needs_gpg
+@pytest.mark.parametrize("algorithm", ["rsa2048", "ed25519"])
+def test_a_key_an_operator_made_with_gpg_signs_verifiably(tmp_path: Path, algorithm: str):
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    uid = f"Operator <ops-{algorithm}@example.com>"
+
+    def gpg(*args: str) -> str:
+        return subprocess.run(
+            ["gpg", "--batch", *args], env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    gpg("--passphrase", "", "--quick-gen-key", uid, algorithm, "sign", "never")
+    key = tmp_path / "private.asc"
+    key.write_text(gpg("--armor", "--export-secret-keys", uid))
+    public = gpg("--armor", "--export", uid)
+    signed = load_signing_keys(config(signingKeyLocation=str(key))).clearsign(DOCUMENT + "\n")
+    ok, why = gpg_verify(signed, public)
+    assert ok, why
+    assert uid in why

@@ -74,8 +74,10 @@ async def test_certificate_signed_both_ways_lists_every_upload(gw: GW, mu_root: 
             "artifacts": [
                 {"type": "file", "path": "SampleArtifacts/_/X.txt", "name": "public/build/X.txt"},
                 {"type": "file", "path": "SampleArtifacts/b/c/d.jpg"},
-                # A payload artifact may not take a reserved name: the worker's own is published.
+                # Payload artifacts may not take reserved names: the worker's own are published.
                 {"type": "file", "path": "fake.json", "name": "public/chain-of-trust.json"},
+                {"type": "file", "path": "fake.json", "name": "public/chain-of-trust.json.sig"},
+                {"type": "file", "path": "fake.json", "name": "public/logs/certified.log"},
             ],
         }
     )
@@ -84,6 +86,10 @@ async def test_certificate_signed_both_ways_lists_every_upload(gw: GW, mu_root: 
     assert await gw.resolution(task_id) == "completed/completed", log
     assert "ED25519-KEY-UNREADABLE" in log and "OPENPGP-KEY-UNREADABLE" in log
     assert "BEGIN PGP PRIVATE KEY" not in log
+    assert (
+        "Not uploading artifact public/chain-of-trust.json.sig found in task.payload.artifacts section, "
+        "since this will be uploaded later by Chain of Trust"
+    ) in log
 
     listed = await gw.artifacts(task_id)
     assert set(listed) >= {
@@ -166,10 +172,17 @@ async def test_a_task_running_as_the_worker_user_cannot_have_chain_of_trust(
     assert "public/chain-of-trust.json" not in await gw.artifacts(task_id)
 
 
+@pytest.mark.parametrize("objects", [False, True], ids=["s3", "object-service"])
 async def test_ed25519_only_and_a_failing_task_still_get_a_certificate(
-    gw: GW, mu_root: Path, keys: KeySet
+    gw: GW, mu_root: Path, keys: KeySet, objects: bool
 ) -> None:
-    multiuser(gw, mu_root, enableChainOfTrust=True, ed25519SigningKeyLocation=str(keys.ed25519_private))
+    multiuser(
+        gw,
+        mu_root,
+        enableChainOfTrust=True,
+        ed25519SigningKeyLocation=str(keys.ed25519_private),
+        createObjectArtifacts=objects,
+    )
     task_id = await gw.submit(
         {
             "command": script("echo built > out.txt", "exit 3"),
@@ -202,3 +215,24 @@ async def test_an_unusable_signing_key_stops_the_worker(gw: GW, mu_root: Path, t
     key.chmod(0o600)
     multiuser(gw, mu_root, enableChainOfTrust=True, ed25519SigningKeyLocation=str(key))
     assert await gw.run(numberOfTasksToRun=1) == ExitCode.INVALID_CONFIG
+
+
+async def test_additional_data_is_read_with_the_task_users_rights(
+    gw: GW, mu_root: Path, keys: KeySet
+) -> None:
+    multiuser(gw, mu_root, enableChainOfTrust=True, ed25519SigningKeyLocation=str(keys.ed25519_private))
+    task_id = await gw.submit(
+        {
+            # A link to a file only root may read: the worker must not read it on the task's behalf.
+            "command": script(f"ln -s {keys.ed25519_private} chain-of-trust-additional-data.json"),
+            "maxRunTime": 30,
+            "features": {"chainOfTrust": True},
+        }
+    )
+    assert await gw.run(numberOfTasksToRun=1) == ExitCode.TASKS_COMPLETE
+    log = await gw.log(task_id)
+    assert await gw.resolution(task_id) == "failed/failed", log
+    assert "chain-of-trust-additional-data.json cannot be opened: Permission denied" in log
+    listed = await gw.artifacts(task_id)
+    assert "public/logs/certified.log" in listed
+    assert "public/chain-of-trust.json" not in listed and "public/chain-of-trust.json.sig" not in listed

@@ -54,10 +54,7 @@ class SigningKeys:
         from pgpy.constants import HashAlgorithm  # noqa: PLC0415 - PGPy is imported lazily
 
         message = pgpy.PGPMessage.new(text, cleartext=True)
-        with warnings.catch_warnings():
-            # PGPy warns about features of the key it does not check (e.g. its flags).
-            warnings.simplefilter("ignore")
-            message |= self.openpgp.sign(message, hash=HashAlgorithm.SHA256)
+        message |= self.openpgp.sign(message, hash=HashAlgorithm.SHA256)
         armoured = str(message)
         return armoured if armoured.endswith("\n") else armoured + "\n"
 
@@ -107,6 +104,7 @@ def _read_openpgp(path: Path) -> Any:
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         with warnings.catch_warnings():
+            # At start-up, before any other thread runs: PGPy warns about key details it ignores.
             warnings.simplefilter("ignore")
             key, _ = pgpy.PGPKey.from_blob(text)
     except (ValueError, TypeError, IndexError, KeyError, NotImplementedError, pgpy.errors.PGPError) as e:

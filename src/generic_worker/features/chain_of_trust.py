@@ -44,7 +44,6 @@ from generic_worker.engine.feature import FeatureBase, FeatureInitError, TaskFea
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors, TaskError
 from generic_worker.exitcodes import ExitCode
-from generic_worker.multiuser.identity import as_user
 from generic_worker.payload import Engine
 from generic_worker.process import run_capture
 
@@ -207,7 +206,12 @@ class _ChainOfTrust(TaskFeatureBase):
                 continue
             digest = uploaded.sha256
             if digest is None:  # uploaded before this feature started: read it as the task user
-                digest = await as_user(self.task.command_user, sha256_of, uploaded.path)
+                try:
+                    digest = await self.task.as_task_user(sha256_of, uploaded.path)
+                except (OSError, TaskFileError) as e:
+                    raise TaskError.internal_error(
+                        f"chain of trust: cannot hash artifact {uploaded.name} ({uploaded.path}): {e}"
+                    ) from e
             hashes[uploaded.name] = digest
         return hashes
 
@@ -215,7 +219,7 @@ class _ChainOfTrust(TaskFeatureBase):
         """The task's `chain-of-trust-additional-data.json` (read as the task user), if it wrote one."""
         path = self.task.task_dir / ADDITIONAL_DATA
         try:
-            data = await as_user(self.task.command_user, read_bounded, path, ADDITIONAL_DATA_LIMIT)
+            data = await self.task.as_task_user(read_bounded, path, ADDITIONAL_DATA_LIMIT)
             if data is None:
                 return None
             value = json.loads(data)
