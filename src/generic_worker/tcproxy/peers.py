@@ -96,8 +96,11 @@ def find_peer_uid(
     Raises PeerNotFound when no entry has local = peer and remote = our end.
     """
     wanted = (_normalise(peername), _normalise(sockname))
+    # Cheap pre-filter on busy hosts: only lines whose local port is the peer's port are decoded.
+    port_suffix = f":{wanted[0][1]:04X}"
     for table in tables:
-        for entry in parse_table(table):
+        candidates = (line for line in table if port_suffix in line)
+        for entry in parse_table(candidates):
             if _entry_key(entry) == wanted:
                 return entry.uid
     raise PeerNotFound(f"no socket from {peername[0]}:{peername[1]} to {sockname[0]}:{sockname[1]} in /proc")
