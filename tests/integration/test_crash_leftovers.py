@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -48,13 +49,18 @@ async def test_nothing_survives_a_sigkilled_worker(
     gw: GW, mu_root: Path, engine: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     if engine == "multiuser":
-        multiuser(gw, mu_root)
+        multiuser(gw, mu_root, cachesDir=str(mu_root / "caches"))
     else:
         gw.raw_config["tasksDir"] = str(mu_root / "tasks")
     tasks_dir = mu_root / "tasks"
     config = gw.write_config(mu_root / "gw.config", cleanUpTaskDirs=True)
     config.chmod(0o600)
-    await gw.submit({"command": [["sh", "-c", ESCAPE]], "maxRunTime": 1200})
+    body: dict[str, Any] = {"command": [["sh", "-c", ESCAPE]], "maxRunTime": 1200}
+    scopes = []
+    if engine == "multiuser":  # a cache bind-mounted into the task directory when the worker dies
+        body["mounts"] = [{"directory": "c", "cacheName": "k"}]
+        scopes = ["generic-worker:cache:k"]
+    await gw.submit(body, scopes=scopes)
     worker = await asyncio.create_subprocess_exec(
         str(SCRIPT),
         "run",
@@ -88,3 +94,5 @@ async def test_nothing_survives_a_sigkilled_worker(
     assert "left by an earlier run" in text and "sleep 90" in text
     if engine == "multiuser":
         assert f"deleted task user {users[0]}" in text
+        assert "left mounted by an earlier run" in text
+        assert str(mu_root) not in Path("/proc/self/mountinfo").read_text()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from generic_worker.exitcodes import ExitCode
+from generic_worker.multiuser.idmap import CACHE_OWNER
 
 from .harness import GW
 from .multiuser_helpers import mu_root, multiuser, needs_root, task_users_of
@@ -79,9 +80,15 @@ async def test_a_cache_written_by_one_task_user_is_fully_writable_by_the_next(gw
     assert await gw.resolution(first) == "completed/completed", await gw.log(first)
     log = await gw.log(second)
     assert await gw.resolution(second) == "completed/completed", log
-    assert "[mounts] Granting task_" in log
-    # The symlink was handed over without being followed.
+    # Handed over by an idmapped bind mount: no file was chown'ed, and on disk everything the
+    # two task users wrote belongs to the caches' owner.
+    assert "[mounts] Mounting existing writable directory cache shared from " in log
+    owner = pwd.getpwnam(CACHE_OWNER).pw_uid
+    (stored,) = (mu_root / "caches").iterdir()
+    assert {p.lstat().st_uid for p in [stored, *stored.rglob("*")]} == {owner}
+    assert sorted(p.name for p in stored.iterdir()) == ["new", "owner", "plain", "private"]
     assert os.stat("/etc/shadow").st_uid == 0
+    assert not any(str(mu_root) in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
 
 
 async def test_privileged_artifact_is_not_readable_and_mounts_stay_in_the_task_dir(

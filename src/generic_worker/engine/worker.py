@@ -28,6 +28,7 @@ from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import TaskError
 from generic_worker.exitcodes import ExitCode
 from generic_worker.multiuser.accounts import AccountError, delete_user, leftover_users, user_exists
+from generic_worker.multiuser.idmap import unbind_all_under
 from generic_worker.multiuser.lifecycle import remove_owned_temp_files
 from generic_worker.multiuser.startchecks import multiuser_problems
 from generic_worker.process import enable_subreaper, kill_leftovers, reap_orphans
@@ -354,6 +355,10 @@ class Worker:
         After a crash (or SIGKILL) nothing else would: the queue retries the task elsewhere,
         but its processes would run on. Logged, so the operator sees what was cleaned.
         """
+        if os.geteuid() == 0:
+            # Caches a crashed worker had bind-mounted into task directories (multiuser).
+            for point in await asyncio.to_thread(unbind_all_under, self.tasks_dir):
+                log.warning("unmounted %s, left mounted by an earlier run", point)
         users = leftover_users(self.tasks_dir) if os.geteuid() == 0 else []
         killed = await kill_leftovers(str(self.tasks_dir), {u.pw_uid for u in users})
         for k in killed:

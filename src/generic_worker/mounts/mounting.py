@@ -38,6 +38,7 @@ from generic_worker.mounts.sources import (
 from generic_worker.mounts.spec import MountSpec
 from generic_worker.mounts.store import remove_path
 from generic_worker.multiuser.identity import as_user
+from generic_worker.multiuser.idmap import Owner, bind, unbind
 from generic_worker.process import TaskUser
 
 
@@ -53,6 +54,8 @@ class MountContext:
     required_bytes: int
     user: TaskUser | None = None
     """Multiuser: the task user, who gets everything mounted (None: the worker's own user)."""
+    cache_owner: Owner | None = None
+    """Multiuser with idmapped mounts: caches are stored as this owner and bind-mounted, mapped."""
 
 
 async def make_directory(path: Path, log: MountLog, user: TaskUser | None = None) -> None:
@@ -182,6 +185,7 @@ class WritableCache:
         self.target: Path | None = None
         self.in_place = False
         self.complete = False
+        self.bound = False
 
     async def mount(self, ctx: MountContext) -> None:
         """Move the cache in (or create it, optionally preloaded)."""
@@ -201,7 +205,11 @@ class WritableCache:
             ctx.log.warn(f"[mounts] Writable directory cache {self.name} vanished from {entry.location}")
             await caches.expunge(entry, ctx.log)
             entry = None
-        if entry is not None:
+        if entry is not None and ctx.cache_owner is not None:
+            self.entry = entry
+            await caches.lend(entry, ctx.task_dir)
+            await self._bind(ctx, entry, existing=True)
+        elif entry is not None:
             self.entry = entry
             await caches.lend(entry, ctx.task_dir)
             where = f"from {entry.location} to {target}"
@@ -219,6 +227,8 @@ class WritableCache:
                 f"[mounts] No existing writable directory cache '{self.name}' - creating {entry.location}"
             )
             self.in_place = True  # from here on, whatever is at the target belongs to this cache
+            if ctx.cache_owner is not None:
+                await self._bind(ctx, entry, existing=False)
             if spec.source is not None and spec.format is not None:
                 async with content_file(ctx, spec.source) as (path, _):
                     await extract_into(ctx, path, spec.format, target)
@@ -227,10 +237,39 @@ class WritableCache:
         self.complete = True
         ctx.log.info(f"[mounts] Successfully mounted writable directory cache '{target}'")
 
+    async def _bind(self, ctx: MountContext, entry: CacheEntry, *, existing: bool) -> None:
+        """Bind-mount the cache at the target with its on-disk owner mapped to the task's user."""
+        owner, target = ctx.cache_owner, self.target
+        assert owner is not None and target is not None
+        uid, gid = (ctx.user.uid, ctx.user.gid) if ctx.user is not None else (0, 0)
+        who = ctx.user.name if ctx.user is not None else "the worker's user"
+        source = Path(entry.location)
+        if not existing:
+            await asyncio.to_thread(_new_cache_dir, source, owner)
+        elif (await asyncio.to_thread(os.stat, source)).st_uid != owner.uid:
+            # Made before idmapped mounts were used (e.g. by the chown fallback): fixed once.
+            ctx.log.info(f"[mounts] Giving cache {self.name} at {source} to the caches' owner (once)")
+            await asyncio.to_thread(hand_over_tree, source, owner.uid, owner.gid)
+        await make_directory(target, ctx.log, ctx.user)
+        what = "existing writable directory cache" if existing else "writable directory cache"
+        ctx.log.info(f"[mounts] Mounting {what} {self.name} from {source} at {target}, owned by {who}")
+        await asyncio.to_thread(bind, source, target, owner, uid, gid)
+        self.bound = True
+
     async def unmount(self, ctx: MountContext, purge: bool) -> None:
         """Move the cache back, or purge it (asked to, aborted task, half mounted, vanished)."""
         entry, target = self.entry, self.target
         if entry is None or target is None:
+            return
+        if self.bound:
+            # Mounted, not moved: detach it, and the cache is back where it always was.
+            await asyncio.to_thread(unbind, target)
+            self.bound = False
+            if purge or entry.purge_pending or not self.complete:
+                await ctx.caches.expunge(entry, ctx.log)
+                return
+            ctx.log.info(f'[mounts] Preserving cache: unmounted "{target}", kept at "{entry.location}"')
+            await ctx.caches.give_back(entry, ctx.log)
             return
         also = (target,) if self.in_place else ()
         if purge or entry.purge_pending or not self.complete:
@@ -247,6 +286,12 @@ class WritableCache:
             await ctx.caches.expunge(entry, ctx.log, *also)
             raise MountError(f'could not persist cache "{self.name}" due to {problem}')
         await ctx.caches.give_back(entry, ctx.log)
+
+
+def _new_cache_dir(path: Path, owner: Owner) -> None:
+    """A new, empty cache directory stored as the caches' owner (seen as the task's user)."""
+    path.mkdir(mode=0o700, parents=True)
+    os.chown(path, owner.uid, owner.gid)
 
 
 def _clear_target(target: Path, name: str) -> None:

@@ -126,3 +126,14 @@ def leftover_users(tasks_dir: Path) -> list[pwd.struct_passwd]:
         if os.path.dirname(os.path.normpath(entry.pw_dir)) == root:
             found.append(entry)
     return found
+
+
+async def create_system_user(name: str) -> None:
+    """Create system account `name` (no home, no login) unless it exists; `AccountError` if impossible."""
+    if user_exists(name):
+        return
+    code, text = await _tool(
+        "useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name
+    )
+    if code not in (0, NAME_IN_USE):
+        raise AccountError(f"could not create system user {name}: useradd: {text or f'exit code {code}'}")

@@ -26,6 +26,7 @@ from ._posix import (  # noqa: E402 - after the platform check on purpose
     kill_leftovers,
     reap_orphans,
     run_capture,
+    user_namespace_fd,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "kill_leftovers",
     "reap_orphans",
     "run_capture",
+    "user_namespace_fd",
 ]

@@ -12,6 +12,7 @@ from .leftovers import Leftover, kill_leftovers
 from .subreaper import enable_subreaper, is_subreaper
 from .sweep import reap_orphans
 from .tasks import TaskProcesses
+from .userns import user_namespace_fd
 
 __all__ = [
     "Leftover",
@@ -21,4 +22,5 @@ __all__ = [
     "kill_leftovers",
     "reap_orphans",
     "run_capture",
+    "user_namespace_fd",
 ]
