@@ -82,3 +82,13 @@ def test_multiuser_engine_as_non_root_is_refused(tmp_path: Path) -> None:
     shutil.rmtree(here)
     assert r.returncode == 73, r.stderr
     assert "must run as root" in r.stderr
+
+
+@pytest.mark.root
+@needs_root
+def test_tasks_dir_task_users_cannot_reach_is_refused(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    config = write(tmp_path / "c.json", 0o600, enableChainOfTrust=False, tasksDir=str(tmp_path / "tasks"))
+    r = gw("run", "--config", str(config), cwd=tmp_path)
+    assert r.returncode == 73, r.stderr
+    assert f"directory {tmp_path} has mode 0700, so task users cannot reach" in r.stderr

@@ -63,4 +63,25 @@ def multiuser_problems(config: Config, config_file: Path | None) -> list[str]:
         problem = _file_problem(what, path)
         if problem is not None:
             problems.append(problem)
+    unreachable = _unreachable_tasks_dir(Path(config.tasks_dir))
+    if unreachable is not None:
+        problems.append(unreachable)
     return problems
+
+
+def _unreachable_tasks_dir(tasks_dir: Path) -> str | None:
+    """Why task users could not reach their directories under `tasks_dir` (None: they can)."""
+    path = Path(os.path.abspath(tasks_dir))
+    for directory in (path, *path.parents):
+        try:
+            mode = stat.S_IMODE(os.stat(directory).st_mode)
+        except FileNotFoundError:
+            continue  # made by the worker (0755) when the first task starts
+        except OSError as e:
+            return f"tasksDir {tasks_dir}: cannot check {directory}: {e.strerror or e}"
+        if not mode & stat.S_IXOTH:
+            return (
+                f"tasksDir {tasks_dir}: directory {directory} has mode {mode:04o}, so task users cannot "
+                "reach their task directories; it needs search permission for others (e.g. chmod 0711)"
+            )
+    return None
