@@ -27,7 +27,14 @@ async def test_task_runs_as_its_own_user_with_a_clean_environment(gw: GW, mu_roo
     multiuser(gw, mu_root)
     task_id = await gw.submit(
         {
-            "command": [["sh", "-c", "id -un; id -u; pwd; env | sort; stat -c '%U %a' .; ls generic-worker"]],
+            "command": [
+                [
+                    "sh",
+                    "-c",
+                    "id -un; id -u; pwd; env | sort; stat -c '%U %a' .; "
+                    "mv generic-worker moved || echo could not move; ls generic-worker",
+                ]
+            ],
             "maxRunTime": 30,
             "env": {"FROM_PAYLOAD": "yes"},
         }
@@ -45,6 +52,7 @@ async def test_task_runs_as_its_own_user_with_a_clean_environment(gw: GW, mu_roo
     assert f"{name} 700" in lines
     assert not any(line.startswith(("TASKCLUSTER_ACCESS_TOKEN", "SUDO_", "PYTEST")) for line in lines)
     assert "Permission denied" in log
+    assert "could not move" in log and "=== Task Starting ===" in log  # the worker's log, not a fake
     # The user is gone after the task.
     with pytest.raises(KeyError):
         pwd.getpwnam(name)

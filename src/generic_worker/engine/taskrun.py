@@ -31,7 +31,7 @@ from generic_worker.engine.tasklog import TaskLog
 from generic_worker.errors import ExecutionErrors, TaskError
 from generic_worker.multiuser.accounts import AccountError
 from generic_worker.multiuser.identity import as_user
-from generic_worker.multiuser.lifecycle import make_task_user, remove_task_user
+from generic_worker.multiuser.lifecycle import make_task_user, remove_task_user, unpin_task_dir
 from generic_worker.payload import Engine
 from generic_worker.process import TaskProcesses, TaskUser, run_capture
 from generic_worker.tc import Credentials
@@ -229,6 +229,7 @@ class TaskRun:
             if self.user is not None:
                 for problem in await remove_task_user(self.user):
                     log.warning("task %s: %s", self.task_id, problem)
+                await unpin_task_dir(self.task_dir)
             self.log_errors()
             self.log.close()
             await self.status.stop_background()

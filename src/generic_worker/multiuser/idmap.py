@@ -102,6 +102,25 @@ def bind(source: Path, target: Path, owner: Owner, uid: int, gid: int) -> None:
             os.close(tree)
 
 
+def pin(directory: Path) -> None:
+    """Bind-mount `directory` onto itself, so that nobody can rename or remove it. Blocking.
+
+    A mount point cannot be renamed (EBUSY), even by the owner of its parent directory: the
+    worker pins its own `generic-worker/` folder inside a task directory the task user owns.
+    """
+    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC
+    tree = _check(
+        _LIBC.syscall(_SYS_OPEN_TREE, _AT_FDCWD, os.fsencode(directory), flags), "open_tree", directory
+    )
+    try:
+        rc = _LIBC.syscall(
+            _SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, os.fsencode(directory), _MOVE_MOUNT_F_EMPTY_PATH
+        )
+        _check(rc, "move_mount to", directory)
+    finally:
+        os.close(tree)
+
+
 def unbind(target: Path) -> None:
     """Detach the mount at `target` (lazily: it goes as soon as nothing uses it). Blocking."""
     _check(_LIBC.umount2(os.fsencode(target), _MNT_DETACH), "umount", target)

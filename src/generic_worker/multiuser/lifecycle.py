@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from generic_worker.multiuser.accounts import AccountError, create_user, delete_user
+from generic_worker.multiuser.idmap import pin, unbind_all_under
 from generic_worker.process import TaskUser, kill_leftovers
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,24 @@ async def make_task_user(task_dir: Path) -> TaskUser:
 
 
 def _hand_over_task_dir(task_dir: Path, user: TaskUser) -> None:
-    os.chown(task_dir, user.uid, user.gid)
-    os.chmod(task_dir, 0o700)
     gw_dir = task_dir / "generic-worker"
     os.chown(gw_dir, 0, 0)
     os.chmod(gw_dir, 0o700)
+    # Ordering: pinned before the task user owns the task directory. The task could otherwise
+    # rename the worker's folder away and put its own `live_backing.log` where the worker
+    # reads the log back for the upload and for chain of trust.
+    try:
+        pin(gw_dir)
+    except OSError as e:
+        log.warning("could not pin %s (a task could rename it): %s", gw_dir, e)
+    os.chown(task_dir, user.uid, user.gid)
+    os.chmod(task_dir, 0o700)
+
+
+async def unpin_task_dir(task_dir: Path) -> None:
+    """Undo the pin of the worker's folder (at task end, before the directory is deleted)."""
+    for point in await asyncio.to_thread(unbind_all_under, task_dir):
+        log.debug("unmounted %s", point)
 
 
 async def remove_task_user(user: TaskUser) -> list[str]:
