@@ -177,7 +177,7 @@ async def test_os_groups(gw: GW, mu_root: Path, os_group: str) -> None:
     assert os_group in log.split("Executing command 0")[1]
     assert grp.getgrnam(os_group).gr_mem == []  # the deleted user left the group
     assert await gw.resolution(missing) == "exception/malformed-payload"
-    assert "no-such-group-gw" in await gw.log(missing)
+    assert "could not add task user to OS group(s) [no-such-group-gw]" in await gw.log(missing)
     assert await gw.resolution(unscoped) == "exception/malformed-payload"
     assert scope in await gw.log(unscoped)
 

@@ -84,9 +84,10 @@ class _OSGroups(TaskFeatureBase):
             return
         missing = missing_groups(self.groups)
         if missing:
-            raise TaskError.malformed_payload(
-                f"Could not add task user to OS group(s): {missing}: no such group(s) on this worker"
-            )
+            # Upstream's lines and message (a Go slice prints as `[a b]`).
+            for group in missing:
+                self.task.log.error(f"[osGroups] Could not add task user to OS group {group}: no such group")
+            raise TaskError.malformed_payload(f"could not add task user to OS group(s) [{' '.join(missing)}]")
         user = self.task.user
         if user is None:  # the user could not be made: the run is already aborted
             return
