@@ -27,6 +27,13 @@ SCRIPT = Path(sys.executable).parent / "generic-worker"
 ESCAPE = "setsid sh -c 'sleep 901 & sleep 902' & sleep 900"
 
 
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def marked(tasks_dir: Path) -> list[psutil.Process]:
     """Live processes started in a task directory of `tasks_dir`."""
     prefix = str(tasks_dir.resolve()) + "/task_"
@@ -72,22 +79,22 @@ async def test_nothing_survives_a_sigkilled_worker(
     )
     try:
         running = await wait_for(lambda: len(marked(tasks_dir)) >= 4 and marked(tasks_dir), timeout=60)
+        (leader,) = [p for p in running if p.ppid() == worker.pid]
     finally:
         worker.kill()
         await worker.wait()
     users = task_users_of(tasks_dir)
     assert len(users) == (1 if engine == "multiuser" else 0)
-    # The command's leader (sh) died with the worker; its escaped descendants did not.
-    survivors = await wait_for(
-        lambda: [p for p in running if p.is_running() and p.status() != "zombie"] or None
-    )
-    assert 0 < len(survivors) < len(running)
+    # The command's leader (sh) dies with the worker (PR_SET_PDEATHSIG); its escaped descendants do not.
+    await wait_for(lambda: not alive(leader))
+    survivors = [p for p in running if alive(p)]
+    assert len(survivors) == len(running) - 1 >= 3
     caplog.set_level("INFO")
     assert (
         await gw.run(numberOfTasksToRun=0, idleTimeoutSecs=1, cleanUpTaskDirs=True) == ExitCode.IDLE_TIMEOUT
     )
     assert marked(tasks_dir) == []
-    assert not any(p.is_running() and p.status() != "zombie" for p in running)
+    assert not any(alive(p) for p in running)
     assert task_users_of(tasks_dir) == []
     assert list(tasks_dir.iterdir()) == []
     text = caplog.text

@@ -229,6 +229,7 @@ class TaskRun:
             if self.user is not None:
                 for problem in await remove_task_user(self.user):
                     log.warning("task %s: %s", self.task_id, problem)
+            if self.config.multiuser:
                 await unpin_task_dir(self.task_dir)
             self.log_errors()
             self.log.close()
