@@ -39,7 +39,7 @@ async def test_task_runs_as_its_own_user_with_a_clean_environment(gw: GW, mu_roo
             "env": {"FROM_PAYLOAD": "yes"},
         }
     )
-    assert await gw.run(numberOfTasksToRun=1) == ExitCode.TASKS_COMPLETE
+    assert await gw.run(numberOfTasksToRun=1, cleanUpTaskDirs=True) == ExitCode.TASKS_COMPLETE
     log = await gw.log(task_id)
     assert await gw.resolution(task_id) == "failed/failed", log  # `ls generic-worker`: not readable
     lines = log.splitlines()
@@ -53,9 +53,11 @@ async def test_task_runs_as_its_own_user_with_a_clean_environment(gw: GW, mu_roo
     assert not any(line.startswith(("TASKCLUSTER_ACCESS_TOKEN", "SUDO_", "PYTEST")) for line in lines)
     assert "Permission denied" in log
     assert "could not move" in log and "=== Task Starting ===" in log  # the worker's log, not a fake
-    # The user is gone after the task.
+    # The user, its home (the task directory) and the worker's pin on its folder are gone.
     with pytest.raises(KeyError):
         pwd.getpwnam(name)
+    assert not task_dir.exists()
+    assert str(task_dir) not in Path("/proc/self/mountinfo").read_text()
     assert task_users_of(mu_root / "tasks") == []
 
 
