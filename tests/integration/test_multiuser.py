@@ -108,9 +108,11 @@ async def test_privileged_artifact_is_not_readable_and_mounts_stay_in_the_task_d
     artifacts = [
         {"type": "file", "path": "generic-worker/live_backing.log", "name": "public/root-only"},
         {"type": "file", "path": "escape", "name": "public/escape", "optional": True},
+        {"type": "directory", "path": "out", "name": "public/out"},
     ]
+    script = "mkdir out && echo mine > out/mine.txt && chmod -R go-rwx out && ln -s /etc/shadow escape"
     privileged = await gw.submit(
-        {"command": [["ln", "-s", "/etc/shadow", "escape"]], "maxRunTime": 30, "artifacts": artifacts}
+        {"command": [["sh", "-c", script]], "maxRunTime": 30, "artifacts": artifacts}
     )
     outside = await gw.submit(
         {"command": [["true"]], "maxRunTime": 30, "mounts": [{"directory": "../../..", "cacheName": "x"}]},
@@ -123,6 +125,7 @@ async def test_privileged_artifact_is_not_readable_and_mounts_stay_in_the_task_d
     status, _, body = await gw.fetch(privileged, "public/root-only")
     assert b"file-not-readable-on-worker" in body or status == 424, body
     assert found["public/escape"]["storageType"] == "error"
+    assert await gw.content(privileged, "public/out/mine.txt") == b"mine\n"  # read as the task user
     assert await gw.resolution(outside) == "failed/failed"
     assert "outside the task directory" in await gw.log(outside)
 

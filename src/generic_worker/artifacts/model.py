@@ -7,7 +7,7 @@ artifacts (logs, chain of trust, live-log reference and link).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +36,8 @@ class FileArtifact:
     content_type: str
     content_encoding: str
     optional: bool = False
+    task_file: bool = field(default=False, compare=False)
+    """A path the task controls (payload artifacts): opened with the task user's rights."""
 
 
 @dataclass(frozen=True)

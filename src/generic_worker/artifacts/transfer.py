@@ -64,10 +64,11 @@ class FileSource:
     @classmethod
     async def open(cls, path: Path) -> FileSource:
         """Open `path` (no symlink in its last component) and check it is still a regular file."""
-        return await asyncio.to_thread(cls._open, path)
+        return await asyncio.to_thread(cls.open_blocking, path)
 
     @classmethod
-    def _open(cls, path: Path) -> FileSource:
+    def open_blocking(cls, path: Path) -> FileSource:
+        """Blocking `open` (for a thread that runs with a task user's rights)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as err:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,9 @@ class ArtifactUploader:
         self._temp_dir = temp_dir
         self._slots = asyncio.Semaphore(concurrency)
         self.uploaded: list[UploadedArtifact] = []
+        self.open_as_task_user: Callable[..., Awaitable[FileSource]] | None = None
+        """Multiuser: runs a blocking open with the task user's rights (set by the engine), so
+        a payload artifact is read only if the task user could read it."""
         self.hash_files = False
         """Record the sha256 of every file uploaded from now on (chain of trust sets it)."""
 
@@ -210,6 +213,8 @@ class ArtifactUploader:
 
     async def _open(self, artifact: FileArtifact) -> FileSource:
         try:
+            if artifact.task_file and self.open_as_task_user is not None:
+                return await self.open_as_task_user(FileSource.open_blocking, artifact.path)
             return await FileSource.open(artifact.path)
         except LocalReadError as err:
             raise _Stop(outcomes.unreadable(artifact.name, err)) from err

@@ -91,6 +91,7 @@ class TaskRun:
             log=self.log,
             use_object_storage=self.config.create_object_artifacts,
         )
+        self.artifacts.open_as_task_user = self.as_task_user
         self.log_artifact: FileArtifact | None = None
         """The artifact the backing log is uploaded as; set by the backing-log feature."""
         self.user: TaskUser | None = None
