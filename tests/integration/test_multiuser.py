@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import grp
+import io
 import os
 import pwd
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +200,34 @@ async def test_run_after_user_creation_runs_as_the_task_user(gw: GW, mu_root: Pa
     log = await gw.log(task_id)
     assert await gw.resolution(task_id) == "completed/completed", log
     assert "\ntask_" in log
+
+
+async def test_mounted_files_and_archives_belong_to_the_task_user(gw: GW, mu_root: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("a/b.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    multiuser(gw, mu_root, cachesDir=str(mu_root / "caches"), downloadsDir=str(mu_root / "downloads"))
+    script = (
+        "set -e; stat -c %U ro ro/a ro/a/b.txt sub/f.txt sub; echo more >> ro/a/b.txt; echo x >> sub/f.txt"
+    )
+    task_id = await gw.submit(
+        {
+            "command": [["sh", "-c", script]],
+            "maxRunTime": 30,
+            "mounts": [
+                {
+                    "directory": "ro",
+                    "format": "tar.gz",
+                    "content": {"base64": base64.b64encode(buffer.getvalue()).decode()},
+                },
+                {"file": "sub/f.txt", "content": {"raw": "file mount\n"}},
+            ],
+        }
+    )
+    assert await gw.run(numberOfTasksToRun=1) == ExitCode.TASKS_COMPLETE
+    log = await gw.log(task_id)
+    assert await gw.resolution(task_id) == "completed/completed", log
+    owners = [line for line in log.splitlines() if line.startswith("task_")]
+    assert len(owners) == 5 and len(set(owners)) == 1, log
