@@ -50,6 +50,13 @@ def run_target(config_file: Path, *, configure_for_aws: bool, with_worker_runner
     if problems:
         log.error("%s", ConfigInvalidError(str(config_file), problems))
         return ExitCode.INVALID_CONFIG
+    from generic_worker.multiuser.startchecks import multiuser_problems  # noqa: PLC0415
+
+    refused = multiuser_problems(config, config_file)
+    for problem in refused:
+        log.error("%s", problem)
+    if refused:
+        return ExitCode.INVALID_CONFIG
     log.info("Config: %r", config)
     return asyncio.run(_run_worker(config, with_worker_runner))
 
@@ -72,10 +79,6 @@ async def _run_worker(config: Config, with_worker_runner: bool) -> ExitCode:
 def unsupported_modes(config: Config, configure_for_aws: bool) -> list[str]:
     """Modes this release cannot run in yet, as config problems (exit 73)."""
     problems = []
-    if config.multiuser:
-        problems.append(
-            '"runTasksAsCurrentUser": false (the multiuser engine) is not available in this release'
-        )
     if configure_for_aws:
         problems.append("--configure-for-aws is not available in this release")
     return problems

@@ -53,6 +53,7 @@ SEED_DEFAULTS = {
     "enableMounts": True,
     "enableOSGroups": True,
     "enableResourceMonitor": True,
+    "enableRunTaskAsCurrentUser": True,
     "maxTaskRunTime": 86400,
     "createObjectArtifacts": False,
     "workerLocation": "",

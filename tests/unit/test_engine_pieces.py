@@ -65,6 +65,7 @@ def test_environment_strips_worker_credentials_and_forces_values():
     assert clean == {
         "HOME": "/home/task_1",
         "USER": "task_1",
+        "LOGNAME": "task_1",
         "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
     }
 

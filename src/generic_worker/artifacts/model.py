@@ -7,7 +7,7 @@ artifacts (logs, chain of trust, live-log reference and link).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -41,6 +41,8 @@ class FileArtifact:
     optional: bool = False
     trailer: bytes = b""
     plain_if_no_room: bool = False
+    task_file: bool = field(default=False, compare=False)
+    """A path the task controls (payload artifacts): opened with the task user's rights."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ class UploadedArtifact:
     """A record of one successful upload, for chain of trust (which hashes the local files later).
 
     `storage_type` is "s3", "object", "reference", "link" or "error"; `path` and
-    `content_encoding` are set for file artifacts only.
+    `content_encoding` are set for file artifacts only. `sha256` is the hex digest of the file's
+    content as it was read for the upload (before any gzip), when the uploader was asked to
+    record it (`ArtifactUploader.hash_files`, set by chain of trust).
     """
 
     name: str
@@ -95,3 +99,4 @@ class UploadedArtifact:
     path: Path | None = None
     content_encoding: str | None = None
     content_type: str | None = None
+    sha256: str | None = None

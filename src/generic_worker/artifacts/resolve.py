@@ -161,6 +161,7 @@ def _resolve_file(task: _TaskDir, base: _Base, given: str, full: str) -> Artifac
         content_type=base.content_type or guess_content_type(full),
         content_encoding=base.content_encoding or default_content_encoding(full),
         optional=base.optional,
+        task_file=True,
     )
 
 

@@ -69,10 +69,11 @@ class FileSource:
 
         `trailer` is read after the file's content, as if it were in the file.
         """
-        return await asyncio.to_thread(cls._open, path, trailer)
+        return await asyncio.to_thread(cls.open_blocking, path, trailer)
 
     @classmethod
-    def _open(cls, path: Path, trailer: bytes = b"") -> FileSource:
+    def open_blocking(cls, path: Path, trailer: bytes = b"") -> FileSource:
+        """Blocking `open` (for a thread that runs with a task user's rights)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as err:
@@ -112,6 +113,13 @@ class FileSource:
             message = f"Could not read {self.description}: it shrank while being uploaded"
             raise LocalReadError(message)
         return data
+
+    def sha256(self) -> str:
+        """Blocking: the hex sha256 of the whole content (read by offset, like an upload)."""
+        digest = hashlib.sha256()
+        for offset in range(0, self.size, CHUNK):
+            digest.update(self.read_at(offset, min(CHUNK, self.size - offset)))
+        return digest.hexdigest()
 
     async def read_all(self) -> bytes:
         """The whole content (for small files only: object-service `dataInline` below 8 KiB)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,11 @@ class ArtifactUploader:
         self._temp_dir = temp_dir
         self._slots = asyncio.Semaphore(concurrency)
         self.uploaded: list[UploadedArtifact] = []
+        self.open_as_task_user: Callable[..., Awaitable[FileSource]] | None = None
+        """Multiuser: runs a blocking open with the task user's rights (set by the engine), so
+        a payload artifact is read only if the task user could read it."""
+        self.hash_files = False
+        """Record the sha256 of every file uploaded from now on (chain of trust sets it)."""
 
     async def upload_all(self, artifacts: Sequence[Artifact]) -> list[TaskError]:
         """Upload all `artifacts` in parallel (bounded); the errors, in the order of `artifacts`."""
@@ -212,6 +217,8 @@ class ArtifactUploader:
 
     async def _open(self, artifact: FileArtifact) -> FileSource:
         try:
+            if artifact.task_file and self.open_as_task_user is not None:
+                return await self.open_as_task_user(FileSource.open_blocking, artifact.path, artifact.trailer)
             return await FileSource.open(artifact.path, artifact.trailer)
         except LocalReadError as err:
             raise _Stop(outcomes.unreadable(artifact.name, err)) from err
@@ -228,7 +235,17 @@ class ArtifactUploader:
             else:
                 encoding = IDENTITY
                 await self._put_s3(artifact, request, source, encoding)
-        return UploadedArtifact(artifact.name, "s3", artifact.path, encoding, artifact.content_type)
+            sha256 = await self._sha256(artifact, source)
+        return UploadedArtifact(artifact.name, "s3", artifact.path, encoding, artifact.content_type, sha256)
+
+    async def _sha256(self, artifact: FileArtifact, source: FileSource) -> str | None:
+        """The sha256 of the bytes just uploaded, read again from the same open file, if asked for."""
+        if not self.hash_files:
+            return None
+        try:
+            return await asyncio.to_thread(source.sha256)
+        except LocalReadError as err:
+            raise _Stop(outcomes.unreadable(artifact.name, err)) from err
 
     async def _gzip(self, artifact: FileArtifact, source: FileSource) -> FileSource | None:
         """The gzip copy; None when the disk has no room for it and the artifact may go plain."""
@@ -301,8 +318,11 @@ class ArtifactUploader:
             except TC_ERRORS as err:
                 error = await self._api_failure(err, artifact.name, "Object service", "upload", None)
                 raise _Stop(error) from err
+            sha256 = await self._sha256(artifact, source)
         await self._call_queue("finishArtifact", artifact.name, {"uploadId": upload.upload_id})
-        return UploadedArtifact(artifact.name, "object", artifact.path, IDENTITY, artifact.content_type)
+        return UploadedArtifact(
+            artifact.name, "object", artifact.path, IDENTITY, artifact.content_type, sha256
+        )
 
     # -- queue calls and failure mapping ---------------------------------------------------------
 

@@ -27,7 +27,6 @@ COMPAT_KEYS: Mapping[str, Kind] = {
     "enableMetadata": Kind.BOOL,
     "enableRDP": Kind.BOOL,
     "enableRunAsAdministrator": Kind.BOOL,
-    "enableRunTaskAsCurrentUser": Kind.BOOL,
     "headlessTasks": Kind.BOOL,
     "interactivePort": Kind.PORT,
     "livelogExposePort": Kind.PORT,

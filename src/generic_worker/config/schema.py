@@ -113,6 +113,12 @@ class Config:
     enable_mounts: bool = _key("enableMounts", True, "Allow payload mounts", B)
     enable_os_groups: bool = _key("enableOSGroups", True, "Allow payload osGroups", B)
     enable_resource_monitor: bool = _key("enableResourceMonitor", True, "Allow features.resourceMonitor", B)
+    enable_run_task_as_current_user: bool = _key(
+        "enableRunTaskAsCurrentUser",
+        True,
+        "Multiuser: allow features.runTaskAsCurrentUser (always off when capacity > 1)",
+        B,
+    )
     enable_taskcluster_proxy: bool = _key(
         "enableTaskclusterProxy", True, "Allow features.taskclusterProxy", B
     )

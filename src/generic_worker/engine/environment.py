@@ -2,7 +2,8 @@
 
 Insecure engine: the worker's environment minus the worker's Taskcluster credentials, then
 `payload.env`, then the forced variables. Multiuser engine: a clean environment (HOME, USER,
-PATH) then the same. `os.environ` is never modified, so nothing leaks from one task to the next.
+LOGNAME and upstream's default PATH) then the same. `os.environ` is never modified, so nothing
+leaks from one task to the next.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def base_environment(
 ) -> dict[str, str]:
     """The starting environment before `payload.env` and forced values."""
     if multiuser:
-        return {"HOME": home, "USER": user, "PATH": MULTIUSER_PATH}
+        return {"HOME": home, "USER": user, "LOGNAME": user, "PATH": MULTIUSER_PATH}
     return {k: v for k, v in worker_env.items() if k not in CREDENTIAL_VARIABLES}
 
 

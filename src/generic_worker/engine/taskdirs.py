@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from generic_worker.engine import preallocate
@@ -19,12 +19,19 @@ from generic_worker.engine.tasklog import LINE_ROOM
 MIB = 1024 * 1024
 
 
-def new_task_dir(tasks_dir: Path) -> Path:
-    """Create a fresh, empty task directory (and its `generic-worker/` folder); OSError if impossible."""
+def new_task_dir(tasks_dir: Path, name_taken: Callable[[str], bool] | None = None) -> Path:
+    """Create a fresh, empty task directory (and its `generic-worker/` folder); OSError if impossible.
+
+    `name_taken` (multiuser: "an OS user has this name") skips names in use elsewhere, so the
+    directory's name is free for the task user too.
+    """
     tasks_dir.mkdir(parents=True, exist_ok=True)
     n = int(time.time() * 1000)
     while True:
         path = tasks_dir / f"task_{n}"
+        if name_taken is not None and name_taken(path.name):
+            n += 1
+            continue
         try:
             path.mkdir(mode=0o755)
         except FileExistsError:

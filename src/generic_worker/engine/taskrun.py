@@ -14,12 +14,13 @@ import dataclasses
 import json
 import logging
 import os
+import pwd
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from generic_worker import __version__
 from generic_worker.artifacts import Artifact, ArtifactUploader, FileArtifact
@@ -29,8 +30,11 @@ from generic_worker.engine.scopes import ScopeChecker
 from generic_worker.engine.status import RunState, StatusManager
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.errors import ExecutionErrors, TaskError
+from generic_worker.multiuser.accounts import AccountError
+from generic_worker.multiuser.identity import as_user
+from generic_worker.multiuser.lifecycle import make_task_user, remove_task_user, unpin_task_dir
 from generic_worker.payload import Engine
-from generic_worker.process import TaskProcesses
+from generic_worker.process import TaskProcesses, TaskUser, run_capture
 from generic_worker.tc import Credentials
 from generic_worker.timefmt import now, parse_tc
 
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
     from generic_worker.engine.worker import WorkerContext
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 START_GRACE_AFTER_ABORT = 10.0
 """How long a feature's start() may go on after an abort before it is cancelled."""
@@ -90,8 +96,13 @@ class TaskRun:
             # not to the system's temporary directory (often a small tmpfs).
             temp_dir=self.gw_dir,
         )
+        self.artifacts.open_as_task_user = self.as_task_user
         self.log_artifact: FileArtifact | None = None
         """The artifact the backing log is uploaded as; set by the backing-log feature."""
+        self.user: TaskUser | None = None
+        """Multiuser engine: the task's own OS user (made before the features start)."""
+        self.run_as_current_user = False
+        """Multiuser engine: commands run as the worker's user (`features.runTaskAsCurrentUser`)."""
 
     # ---- identity and derived values -------------------------------------------------------
     @property
@@ -114,6 +125,20 @@ class TaskRun:
         """The current temporary task credentials (replaced on every reclaim)."""
         return self.status.credentials
 
+    @property
+    def command_user(self) -> TaskUser | None:
+        """Who the commands (and file work on the task's behalf) run as; None: the worker's user."""
+        return None if self.run_as_current_user else self.user
+
+    async def as_task_user(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking file work `fn(*args)` in a thread with the rights of `command_user`.
+
+        The kernel then checks every path, symlink and permission as it would for the task's
+        own commands; with no task user (insecure engine, or running as the current user) it
+        is a plain `asyncio.to_thread`.
+        """
+        return await as_user(self.command_user, fn, *args)
+
     def queue(self) -> Any:
         """A queue client with the current task credentials."""
         return self.status.queue()
@@ -134,7 +159,12 @@ class TaskRun:
             forced["TASKCLUSTER_INSTANCE_TYPE"] = self.config.instance_type
         forced.update(self.extra_env)
         payload_env = self.payload.get("env") or {}
-        base = base_environment(os.environ, multiuser=self.config.multiuser)
+        user = self.command_user
+        if user is not None:
+            base = base_environment(os.environ, multiuser=True, user=user.name, home=str(user.home))
+        else:
+            name, home = _current_user()
+            base = base_environment(os.environ, multiuser=self.config.multiuser, user=name, home=home)
         return command_environment(base, payload_env, forced)
 
     # ---- aborting ----------------------------------------------------------------------------
@@ -200,14 +230,45 @@ class TaskRun:
         self._write_header()
         self.status.start()
         try:
+            if self.config.multiuser:
+                await self._make_user()
             await self._run_features()
         finally:
-            # Ordering: every process of the task dies before the resolution is reported.
+            # Ordering: every process of the task dies before the resolution is reported, and
+            # the task user goes only after the features' stops (uploads read as that user).
             await self.processes.kill_all()
+            if self.user is not None:
+                for problem in await remove_task_user(self.user):
+                    log.warning("task %s: %s", self.task_id, problem)
+            if self.config.multiuser:
+                await unpin_task_dir(self.task_dir)
             self.log_errors()
             self.log.close()
             await self.status.stop_background()
         await self._resolve()
+
+    async def _make_user(self) -> None:
+        """Multiuser: create the task user (and run `runAfterUserCreation` as it) before any feature.
+
+        On failure the run is aborted as internal-error: only the backing log starts, so the log
+        still reaches the queue.
+        """
+        try:
+            self.user = await make_task_user(self.task_dir)
+        except (AccountError, OSError) as e:
+            self.abort(TaskError.internal_error(f"could not create the task user: {e}"))
+            return
+        log.info("task %s: running as new OS user %s (uid %d)", self.task_id, self.user.name, self.user.uid)
+        script = self.config.run_after_user_creation
+        if not script:
+            return
+        result = await run_capture(
+            [script], env=self.environment(), cwd=self.task_dir, user=self.user, timeout=600
+        )
+        outcome = result.describe()
+        log.info("runAfterUserCreation (%s) as %s: %s\n%s", script, self.user.name, outcome, result.text)
+        if not result.succeeded:
+            self.abort(TaskError.internal_error(f"runAfterUserCreation {script} failed: {outcome}"))
 
     async def _run_features(self) -> None:
         checker = ScopeChecker(self.scopes, self._expand_scopes)
@@ -345,6 +406,15 @@ class TaskRun:
         self.log.info("\n".join("  " + line for line in text.splitlines()))
         self.log.info(f"Task ID: {self.task_id}")
         self.log.info("=== Task Starting ===")
+
+
+def _current_user() -> tuple[str, str]:
+    """The worker's own user name and home (for HOME/USER/LOGNAME when running as it)."""
+    try:
+        entry = pwd.getpwuid(os.getuid())
+    except KeyError:
+        return str(os.getuid()), os.environ.get("HOME", "/")
+    return entry.pw_name, entry.pw_dir
 
 
 class _LogSink:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 import traceback
@@ -27,7 +28,11 @@ from generic_worker.engine.taskrun import TaskRun
 from generic_worker.engine.unstartable import resolve_unstartable
 from generic_worker.errors import TaskError
 from generic_worker.exitcodes import ExitCode
-from generic_worker.process import enable_subreaper, reap_orphans
+from generic_worker.multiuser.accounts import AccountError, delete_user, leftover_users, user_exists
+from generic_worker.multiuser.idmap import unbind_all_under
+from generic_worker.multiuser.lifecycle import remove_owned_temp_files
+from generic_worker.multiuser.startchecks import multiuser_problems
+from generic_worker.process import enable_subreaper, kill_leftovers, reap_orphans
 from generic_worker.tc import TC_ERRORS, Credentials, ServiceFactory
 from generic_worker.tc.failures import describe
 from generic_worker.workerproto import RunnerLink
@@ -170,7 +175,13 @@ class Worker:
     async def _run(self) -> ExitCode:
         if enable_subreaper():
             log.debug("worker is a child subreaper: escaped task processes re-parent to it")
+        refused = multiuser_problems(self.config, None)
+        if refused:
+            for problem in refused:
+                log.error("%s", problem)
+            return ExitCode.INVALID_CONFIG
         try:
+            await self._clean_leftovers()
             await self._remove_old_task_dirs()
             for feature in self.features:
                 log.info("Initialising task feature %s...", feature.name)
@@ -313,7 +324,7 @@ class Worker:
     async def _start_task(self, claim: dict[str, Any]) -> None:
         task_dir: Path | None = None
         try:
-            task_dir = new_task_dir(self.tasks_dir)
+            task_dir = new_task_dir(self.tasks_dir, name_taken=user_exists if self.config.multiuser else None)
             task = TaskRun(self.context, claim, task_dir, self.features)
         except OSError as e:
             await self._unstartable(claim, task_dir, e)
@@ -380,13 +391,43 @@ class Worker:
             task.abort(TaskError.internal_error(f"worker crashed: {type(error).__name__}: {error}"))
         await self._wait_all()
 
+    async def _clean_leftovers(self) -> None:
+        """Kill what earlier runs of this worker left running, and delete their task users.
+
+        After a crash (or SIGKILL) nothing else would: the queue retries the task elsewhere,
+        but its processes would run on. Logged, so the operator sees what was cleaned.
+        """
+        if os.geteuid() == 0:
+            # Caches a crashed worker had bind-mounted into task directories (multiuser).
+            for point in await asyncio.to_thread(unbind_all_under, self.tasks_dir):
+                log.warning("unmounted %s, left mounted by an earlier run", point)
+        users = leftover_users(self.tasks_dir) if os.geteuid() == 0 else []
+        killed = await kill_leftovers(str(self.tasks_dir), {u.pw_uid for u in users})
+        for k in killed:
+            log.warning(
+                "killed process %d (uid %d) left by an earlier run: %s: %s", k.pid, k.uid, k.why, k.cmdline
+            )
+        for user in users:
+            try:
+                await delete_user(user.pw_name)
+            except AccountError as e:
+                log.warning("could not delete leftover task user %s: %s", user.pw_name, e)
+                continue
+            problems = await asyncio.to_thread(remove_owned_temp_files, user.pw_uid)
+            for p in problems:
+                log.warning("%s", p)
+            log.warning("deleted task user %s (uid %d) left by an earlier run", user.pw_name, user.pw_uid)
+
     async def _remove_old_task_dirs(self) -> None:
         if not self.config.clean_up_task_dirs:
             return
         keep = [t.task_dir for t in self.running.values()]
-        problems = await asyncio.to_thread(remove_task_dirs, old_task_dirs(self.tasks_dir, keep))
+        old = old_task_dirs(self.tasks_dir, keep)
+        problems = await asyncio.to_thread(remove_task_dirs, old)
         for p in problems:
             log.warning("%s", p)
+        if old and not self.running:
+            log.info("removed %d task directories left by an earlier run", len(old) - len(problems))
 
     async def _close(self) -> None:
         for feature in self.features:

@@ -17,6 +17,7 @@ from generic_worker.features.os_groups import OSGroupsFeature
 from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
 from generic_worker.features.payload_validator import PayloadValidatorFeature
 from generic_worker.features.resource_monitor import ResourceMonitorFeature
+from generic_worker.features.run_as_current_user import RunTaskAsCurrentUserFeature
 from generic_worker.features.supersede import SupersedeFeature
 from generic_worker.features.task_timer import TaskTimerFeature
 from generic_worker.features.taskcluster_proxy import TaskclusterProxyFeature
@@ -40,6 +41,9 @@ def build_features(config: Config) -> list[Feature]:
         LiveLogFeature(),
         # Before mounts and commands: TASKCLUSTER_PROXY_URL must be in the commands' env.
         TaskclusterProxyFeature(),
+        # Before OS groups (which skip the task user then) and before mounts and artifacts,
+        # whose file work then runs as the worker's user too.
+        RunTaskAsCurrentUserFeature(),
         OSGroupsFeature(),
         # After the live log and the proxy (its downloads show live), before chain of trust and
         # payload artifacts: caches are unmounted (moved back or purged) only after the

@@ -65,7 +65,9 @@ class _Executor(TaskFeatureBase):
                 return
             task.log.info(f"Executing command {index}: {shell_join(argv)}")
             log.info("task %s: executing command %d: %s", task.task_id, index, json.dumps(argv))
-            command = Command(argv=tuple(argv), cwd=task.task_dir, env=task.environment())
+            command = Command(
+                argv=tuple(argv), cwd=task.task_dir, env=task.environment(), user=task.command_user
+            )
             result = await task.processes.run(command)
             if task.aborted:
                 return

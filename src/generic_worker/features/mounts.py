@@ -45,6 +45,7 @@ from generic_worker.mounts import (
 )
 from generic_worker.mounts.diskspace import MIB
 from generic_worker.mounts.download import new_session
+from generic_worker.multiuser.idmap import Owner, probe
 from generic_worker.payload.model import as_payload, purge_caches_exit_codes
 from generic_worker.tc import Credentials
 
@@ -72,6 +73,7 @@ class MountsFeature(FeatureBase):
         self.purges: PurgeRequests | None = None
         self.tasks_dir = Path(".")
         self.required_megabytes = 0
+        self.cache_owner: Owner | None = None
         self.running = 0
         self._session: aiohttp.ClientSession | None = None
         self._worker_log = WorkerLog(log)
@@ -91,6 +93,9 @@ class MountsFeature(FeatureBase):
             raise FeatureInitError(
                 f"cannot use cachesDir/downloadsDir or their state files: {e}", ExitCode.INTERNAL_ERROR
             ) from e
+        if config.multiuser:
+            # Idmapped bind mounts hand a cache to a task user in O(1); without them, chown.
+            self.cache_owner = await probe(self.caches.directory)
         services = worker.services
         # Few retries: a purge-cache outage only warns, and must not hold tasks up for minutes.
         self.purges = PurgeRequests(
@@ -174,7 +179,14 @@ class _TaskMounts(TaskFeatureBase):
 
         fetch = FetchContext(self.feature.session(), task.queue, client)
         return MountContext(
-            task.task_dir, task.log, caches, downloads, fetch, self.feature.required_megabytes * MIB
+            task.task_dir,
+            task.log,
+            caches,
+            downloads,
+            fetch,
+            self.feature.required_megabytes * MIB,
+            user=task.command_user,
+            cache_owner=self.feature.cache_owner,
         )
 
     async def start(self) -> None:

@@ -2,7 +2,11 @@
 
 Each group needs scope `generic-worker:os-group:<provisionerId>/<workerType>/<group>`. In the
 insecure engine commands run as the worker's own user, so only groups that user already belongs
-to are accepted (upstream's rule); others are `exception/malformed-payload`.
+to are accepted (upstream's rule); others are `exception/malformed-payload`. In the multiuser
+engine the task user is added to every listed group (a group missing on the machine is
+malformed-payload) and commands get them as supplementary groups; deleting the user after the
+task drops the memberships. With `features.runTaskAsCurrentUser` nothing is added (upstream's
+log line says so).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from generic_worker.engine.feature import (
 )
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import TaskError
+from generic_worker.multiuser.accounts import AccountError, add_to_groups, missing_groups, task_user
 from generic_worker.payload import Engine
 
 
@@ -71,3 +76,25 @@ class _OSGroups(TaskFeatureBase):
             self.task.log.info(
                 f"Not adding task user to group(s) {self.groups} since we are running as current user."
             )
+            return
+        if self.task.run_as_current_user:
+            self.task.log.info(
+                f"Not adding task user to group(s) {self.groups} since we are running as current user."
+            )
+            return
+        missing = missing_groups(self.groups)
+        if missing:
+            # Upstream's lines and message (a Go slice prints as `[a b]`).
+            for group in missing:
+                self.task.log.error(f"[osGroups] Could not add task user to OS group {group}: no such group")
+            raise TaskError.malformed_payload(f"could not add task user to OS group(s) [{' '.join(missing)}]")
+        user = self.task.user
+        if user is None:  # the user could not be made: the run is already aborted
+            return
+        try:
+            await add_to_groups(user.name, self.groups)
+        except AccountError as e:
+            raise TaskError.internal_error(str(e)) from None
+        # The user leaves the groups when it is deleted after the task.
+        self.task.user = task_user(user.name)
+        self.task.log.info(f"Added task user {user.name} to group(s) {self.groups}")

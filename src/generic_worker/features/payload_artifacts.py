@@ -6,8 +6,6 @@ file becomes an `error` artifact and fails the task unless the entry is `optiona
 
 from __future__ import annotations
 
-import asyncio
-
 from generic_worker.artifacts import Artifact, resolve_payload_artifacts
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
@@ -34,7 +32,9 @@ class _PayloadArtifacts(TaskFeatureBase):
         entries = as_payload(task.payload).get("artifacts", [])
         if not entries:
             return
-        resolved = await asyncio.to_thread(resolve_payload_artifacts, entries, task.task_dir, task.expires)
+        # As the task user (multiuser): a file it could not read becomes an error artifact
+        # (file-not-readable-on-worker), never an upload of root's view of it.
+        resolved = await task.as_task_user(resolve_payload_artifacts, entries, task.task_dir, task.expires)
         chosen: list[Artifact] = []
         for artifact in resolved:
             owner = task.reserved_by(artifact.name)

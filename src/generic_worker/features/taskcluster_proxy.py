@@ -10,12 +10,17 @@ Port: `taskclusterProxyPort`, 0 for any free port. With `capacity` > 1 several p
 at once, so a task takes the first free port of `P, P+1, ..., P+4*capacity-1` (upstream
 gives slot i the port P+4i).
 
-Isolation: the proxy listens on loopback only, one per task. On the insecure engine any
-process of the same machine can connect to it while the task runs (tasks run as the worker's
-own user anyway); a per-connection peer-user check belongs to the multiuser engine.
+Isolation: the proxy listens on loopback only, one per task. In the multiuser engine it
+serves only processes of the task's own user: each connection's client socket is looked up in
+/proc/net/tcp and any other uid (another task's user, root included) gets 403 with nothing
+signed. A task that runs as the worker's user (`runTaskAsCurrentUser`) is served for that
+user. In the insecure engine any local process can connect while the task runs (tasks run as
+the worker's own user anyway, and the engine also runs on macOS, which has no /proc).
 """
 
 from __future__ import annotations
+
+import os
 
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
@@ -54,7 +59,9 @@ class _Proxy(TaskFeatureBase):
         # As upstream: the task's scopes, plus creating artifacts of this very run (which
         # task.scopes cannot express; the run's temporary credentials hold it).
         scopes = [*task.scopes, f"queue:create-artifact:{task.task_id}/{task.run_id}"]
-        proxy = TaskclusterProxy(task.config, lambda: task.credentials, scopes)
+        proxy = TaskclusterProxy(
+            task.config, lambda: task.credentials, scopes, allowed_uid=_allowed_uid(task)
+        )
         port = task.config.taskcluster_proxy_port
         tries = 1 if task.config.capacity == 1 else PORTS_PER_SLOT * task.config.capacity
         try:
@@ -75,3 +82,11 @@ class _Proxy(TaskFeatureBase):
         self.task.status.remove_reclaim_listener(self._refreshed)
         if self.proxy is not None:
             await self.proxy.close()
+
+
+def _allowed_uid(task: TaskRun) -> int | None:
+    """Multiuser: the uid whose processes the proxy serves (None: no check, insecure engine)."""
+    if not task.config.multiuser:
+        return None
+    user = task.command_user
+    return user.uid if user is not None else os.geteuid()

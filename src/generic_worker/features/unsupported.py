@@ -1,7 +1,7 @@
 """Payload features this worker does not provide: a clear malformed-payload instead of silence.
 
-`features.interactive`, `features.loopbackAudio`, `features.loopbackVideo`,
-`features.runTaskAsCurrentUser` and `taskclusterProxyInterface: docker-bridge` are valid payload
+`features.interactive`, `features.loopbackAudio`, `features.loopbackVideo` and
+`taskclusterProxyInterface: docker-bridge` are valid payload
 (today's upstream schema) but need machinery this worker does not have (TARGET §13).
 """
 
@@ -11,7 +11,7 @@ from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureB
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import TaskError
 
-UNSUPPORTED_FEATURES = ("interactive", "loopbackAudio", "loopbackVideo", "runTaskAsCurrentUser")
+UNSUPPORTED_FEATURES = ("interactive", "loopbackAudio", "loopbackVideo")
 
 
 def requested_unsupported(payload: dict[str, object]) -> list[str]:

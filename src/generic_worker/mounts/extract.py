@@ -16,6 +16,7 @@ memory stays constant. Blocking: call through `asyncio.to_thread`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tarfile
@@ -24,7 +25,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from generic_worker.mounts.compression import (
     ARCHIVE_FORMATS,
@@ -58,17 +59,24 @@ class ExtractResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def extract_archive(archive: Path, fmt: str, target: Path, budget: Budget) -> ExtractResult:
-    """Extract `archive` (a `format` from `ARCHIVE_FORMATS`) into the existing directory `target`."""
+def extract_archive(
+    archive: Path, fmt: str, target: Path, budget: Budget, opened: BinaryIO | None = None
+) -> ExtractResult:
+    """Extract `archive` (a `format` from `ARCHIVE_FORMATS`) into the existing directory `target`.
+
+    `opened`: the archive already open (the multiuser engine opens it as the worker, then
+    extracts with the task user's rights, so every file created is the task user's own and
+    nothing is written where the task user could not write).
+    """
     if fmt not in ARCHIVE_FORMATS:
         raise MountError(unsupported(fmt, "archive"))
     try:
         with DirWalker(target) as walker:
             extractor = _Extractor(walker, budget)
             if fmt == "zip":
-                _extract_zip(archive, extractor)
+                _extract_zip(opened or archive, extractor)
             else:
-                _extract_tar(archive, fmt, extractor)
+                _extract_tar(opened or archive, fmt, extractor)
             return extractor.result
     except MountError as e:
         raise MountError(f"refusing to extract {fmt} archive {archive} into '{target}': {e}") from None
@@ -76,8 +84,8 @@ def extract_archive(archive: Path, fmt: str, target: Path, budget: Budget) -> Ex
         raise MountError(f"cannot unarchive {archive} as {fmt} into '{target}': {e}") from None
 
 
-def _extract_tar(archive: Path, fmt: str, x: _Extractor) -> None:
-    with open(archive, "rb") as raw:
+def _extract_tar(archive: Path | BinaryIO, fmt: str, x: _Extractor) -> None:
+    with open(archive, "rb") if isinstance(archive, Path) else contextlib.nullcontext(archive) as raw:
         stream: IO[bytes] | Decompressed = (
             raw if fmt == "tar" else open_decompressed(raw, fmt.removeprefix("tar."))
         )
@@ -86,7 +94,7 @@ def _extract_tar(archive: Path, fmt: str, x: _Extractor) -> None:
                 x.tar_member(tar, member)
 
 
-def _extract_zip(archive: Path, x: _Extractor) -> None:
+def _extract_zip(archive: Path | BinaryIO, x: _Extractor) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             x.zip_member(zf, info)

@@ -26,6 +26,7 @@ from generic_worker.mounts.errors import MountError
 from generic_worker.mounts.extract import extract_archive
 from generic_worker.mounts.files import copy_file, decompress_file, move_directory
 from generic_worker.mounts.logs import MountLog
+from generic_worker.mounts.ownership import hand_over_file, hand_over_tree
 from generic_worker.mounts.paths import mount_target
 from generic_worker.mounts.placement import Placement
 from generic_worker.mounts.sources import (
@@ -38,6 +39,9 @@ from generic_worker.mounts.sources import (
 )
 from generic_worker.mounts.spec import MountSpec
 from generic_worker.mounts.store import remove_path
+from generic_worker.multiuser.identity import as_user
+from generic_worker.multiuser.idmap import Owner, bind, unbind
+from generic_worker.process import TaskUser
 
 
 @dataclass
@@ -50,13 +54,17 @@ class MountContext:
     downloads: DownloadCache
     fetch: FetchContext
     required_bytes: int
+    user: TaskUser | None = None
+    """Multiuser: the task user, who gets everything mounted (None: the worker's own user)."""
+    cache_owner: Owner | None = None
+    """Multiuser with idmapped mounts: caches are stored as this owner and bind-mounted, mapped."""
 
 
-async def make_directory(path: Path, log: MountLog) -> None:
-    """Mkdir -p with the seed's line; `MountError` if something else is in the way."""
+async def make_directory(path: Path, log: MountLog, user: TaskUser | None = None) -> None:
+    """Mkdir -p (as `user` when given) with the seed's line; `MountError` if something is in the way."""
     log.info(f"[mounts] Creating directory {path} with permissions 0700")
     try:
-        await asyncio.to_thread(path.mkdir, mode=0o700, parents=True, exist_ok=True)
+        await as_user(user, path.mkdir, 0o700, True, True)
     except OSError as e:
         raise MountError(f"cannot create directory {path}: {e}") from None
 
@@ -115,10 +123,13 @@ class FileMount:
         source = await resolve(ctx, spec.source)
         if spec.format is None and isinstance(source, ArtifactSource | URLSource):
             placement = Placement(target, source.description, ctx.log, ctx.required_bytes)
+            if ctx.user is not None:
+                await make_directory(target.parent, ctx.log, ctx.user)
             await ctx.downloads.place(source, target, ctx.fetch, placement)
+            await _hand_over_file(ctx, target)
             return
         async with content_file(ctx, source) as (path, what):
-            await make_directory(target.parent, ctx.log)
+            await make_directory(target.parent, ctx.log, ctx.user)
             budget = await asyncio.to_thread(Budget.measure, target.parent, ctx.required_bytes)
             try:
                 if spec.format is not None:
@@ -130,6 +141,7 @@ class FileMount:
                     await asyncio.to_thread(copy_file, path, target)
             except (MountError, OSError) as e:
                 raise MountError(f"Not able to mount content from {what} at path {target}: {e}") from None
+        await _hand_over_file(ctx, target)
 
     async def unmount(self, ctx: MountContext, purge: bool) -> None:
         """Nothing to do: the file goes with the task directory."""
@@ -162,12 +174,20 @@ class ReadOnlyDirectory:
         """Nothing to do: the directory goes with the task directory."""
 
 
+async def _hand_over_file(ctx: MountContext, target: Path) -> None:
+    if ctx.user is not None:
+        ctx.log.info(f"[mounts] Granting {ctx.user.name} full control of '{target}'")
+        await asyncio.to_thread(hand_over_file, target, ctx.user.uid, ctx.user.gid)
+
+
 async def extract_into(ctx: MountContext, archive: Path, fmt: str, target: Path) -> None:
-    """Create `target` and extract `archive` into it, within the disk budget."""
-    await make_directory(target, ctx.log)
+    """Create `target` and extract `archive` into it (as the task user), within the disk budget."""
+    await make_directory(target, ctx.log, ctx.user)
     ctx.log.info(f"[mounts] Extracting {fmt} file {archive} to '{target}'")
     budget = await asyncio.to_thread(Budget.measure, target, ctx.required_bytes)
-    result = await asyncio.to_thread(extract_archive, archive, fmt, target, budget)
+    # Opened with the worker's rights (downloads are root-only), extracted with the task user's.
+    with await asyncio.to_thread(open, archive, "rb") as opened:
+        result = await as_user(ctx.user, extract_archive, archive, fmt, target, budget, opened)
     for skipped in result.skipped:
         ctx.log.warn(f"[mounts] Skipped {skipped} while extracting {archive}")
 
@@ -182,6 +202,7 @@ class WritableCache:
         self.target: Path | None = None
         self.in_place = False
         self.complete = False
+        self.bound = False
 
     async def mount(self, ctx: MountContext) -> None:
         """Move the cache in (or create it, optionally preloaded)."""
@@ -201,14 +222,21 @@ class WritableCache:
             ctx.log.warn(f"[mounts] Writable directory cache {self.name} vanished from {entry.location}")
             await caches.expunge(entry, ctx.log)
             entry = None
-        if entry is not None:
+        if entry is not None and ctx.cache_owner is not None:
+            self.entry = entry
+            await caches.lend(entry, ctx.task_dir)
+            await self._bind(ctx, entry, existing=True)
+        elif entry is not None:
             self.entry = entry
             await caches.lend(entry, ctx.task_dir)
             where = f"from {entry.location} to {target}"
             ctx.log.info(f"[mounts] Moving existing writable directory cache {self.name} {where}")
-            await make_directory(target.parent, ctx.log)
+            await make_directory(target.parent, ctx.log, ctx.user)
             await asyncio.to_thread(move_directory, Path(entry.location), target)
             self.in_place = True
+            if ctx.user is not None:
+                ctx.log.info(f"[mounts] Granting {ctx.user.name} full control of '{target}'")
+                await asyncio.to_thread(hand_over_tree, target, ctx.user.uid, ctx.user.gid)
         else:
             self.entry = entry = caches.create(self.name)
             await caches.lend(entry, ctx.task_dir)
@@ -216,18 +244,49 @@ class WritableCache:
                 f"[mounts] No existing writable directory cache '{self.name}' - creating {entry.location}"
             )
             self.in_place = True  # from here on, whatever is at the target belongs to this cache
+            if ctx.cache_owner is not None:
+                await self._bind(ctx, entry, existing=False)
             if spec.source is not None and spec.format is not None:
                 async with content_file(ctx, spec.source) as (path, _):
                     await extract_into(ctx, path, spec.format, target)
             else:
-                await make_directory(target, ctx.log)
+                await make_directory(target, ctx.log, ctx.user)
         self.complete = True
         ctx.log.info(f"[mounts] Successfully mounted writable directory cache '{target}'")
+
+    async def _bind(self, ctx: MountContext, entry: CacheEntry, *, existing: bool) -> None:
+        """Bind-mount the cache at the target with its on-disk owner mapped to the task's user."""
+        owner, target = ctx.cache_owner, self.target
+        assert owner is not None and target is not None
+        uid, gid = (ctx.user.uid, ctx.user.gid) if ctx.user is not None else (0, 0)
+        who = ctx.user.name if ctx.user is not None else "the worker's user"
+        source = Path(entry.location)
+        if not existing:
+            await asyncio.to_thread(_new_cache_dir, source, owner)
+        elif (await asyncio.to_thread(os.stat, source)).st_uid != owner.uid:
+            # Made before idmapped mounts were used (e.g. by the chown fallback): fixed once.
+            ctx.log.info(f"[mounts] Giving cache {self.name} at {source} to the caches' owner (once)")
+            await asyncio.to_thread(hand_over_tree, source, owner.uid, owner.gid)
+        await make_directory(target, ctx.log, ctx.user)
+        what = "existing writable directory cache" if existing else "writable directory cache"
+        ctx.log.info(f"[mounts] Mounting {what} {self.name} from {source} at {target}, owned by {who}")
+        await asyncio.to_thread(bind, source, target, owner, uid, gid)
+        self.bound = True
 
     async def unmount(self, ctx: MountContext, purge: bool) -> None:
         """Move the cache back, or purge it (asked to, aborted task, half mounted, vanished)."""
         entry, target = self.entry, self.target
         if entry is None or target is None:
+            return
+        if self.bound:
+            # Mounted, not moved: detach it, and the cache is back where it always was.
+            await asyncio.to_thread(unbind, target)
+            self.bound = False
+            if purge or entry.purge_pending or not self.complete:
+                await ctx.caches.expunge(entry, ctx.log)
+                return
+            ctx.log.info(f'[mounts] Preserving cache: unmounted "{target}", kept at "{entry.location}"')
+            await ctx.caches.give_back(entry, ctx.log)
             return
         also = (target,) if self.in_place else ()
         if purge or entry.purge_pending or not self.complete:
@@ -253,6 +312,12 @@ def _remove_file(target: Path) -> None:
             target.unlink()
     except OSError:
         pass  # gone already, or not ours to delete: the failure being reported matters more
+
+
+def _new_cache_dir(path: Path, owner: Owner) -> None:
+    """A new, empty cache directory stored as the caches' owner (seen as the task's user)."""
+    path.mkdir(mode=0o700, parents=True)
+    os.chown(path, owner.uid, owner.gid)
 
 
 def _clear_target(target: Path, name: str) -> None:

@@ -19,16 +19,20 @@ if sys.platform == "win32":  # pragma: no cover - no Windows layer yet
     raise ImportError("generic_worker.process supports Linux and macOS only")
 
 from ._posix import (  # noqa: E402 - after the platform check on purpose
+    Leftover,
     TaskProcesses,
     enable_subreaper,
     is_subreaper,
+    kill_leftovers,
     reap_orphans,
     run_capture,
+    user_namespace_fd,
 )
 
 __all__ = [
     "CapturedResult",
     "Command",
+    "Leftover",
     "OutputSink",
     "Result",
     "TaskProcesses",
@@ -36,6 +40,8 @@ __all__ = [
     "describe_signal",
     "enable_subreaper",
     "is_subreaper",
+    "kill_leftovers",
     "reap_orphans",
     "run_capture",
+    "user_namespace_fd",
 ]

@@ -10,6 +10,11 @@ larger streamed bodies go once.
 
 `POST /bewit` with a URL as the body answers 303 with that URL signed by a bewit valid for an
 hour. `PUT /credentials` is refused: the worker itself keeps the credentials current.
+
+With `allowed_uid` (the multiuser engine: the task user's uid) every connection is checked
+before its first request is served: the client socket's owner is looked up in /proc/net/tcp
+(`peers`), and a connection from any other uid, root included, gets 403 and nothing is signed
+or forwarded. The verdict is kept per connection, so keep-alive requests are checked once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import errno
 import json
 import logging
 import socket
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -30,6 +36,7 @@ from yarl import URL
 from generic_worker import __version__
 from generic_worker.config import Config
 from generic_worker.tc import Credentials
+from generic_worker.tcproxy.peers import PeerNotFound, peer_uid
 from generic_worker.tcproxy.routes import UnknownEndpoint, target_url
 from generic_worker.tcproxy.signing import HawkSigner
 
@@ -78,10 +85,16 @@ class TaskclusterProxy:
         config: Config,
         credentials: Callable[[], Credentials],
         authorized_scopes: Sequence[str],
+        *,
+        allowed_uid: int | None = None,
     ) -> None:
         self._config = config
         self._credentials = credentials
         self._scopes = list(authorized_scopes)
+        self._allowed_uid = allowed_uid
+        self._refusals: weakref.WeakKeyDictionary[asyncio.BaseTransport, str | None] = (
+            weakref.WeakKeyDictionary()
+        )
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -128,6 +141,11 @@ class TaskclusterProxy:
 
     # ---- dispatch ------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self._allowed_uid is not None:
+            refusal = await self._refusal(request)
+            if refusal is not None:
+                # No X-Taskcluster-* headers: they would tell another user whose proxy this is.
+                return web.Response(status=403, text=refusal)
         raw_path = request.rel_url.raw_path
         if raw_path.startswith("/bewit"):
             return await self._bewit(request)
@@ -141,6 +159,31 @@ class TaskclusterProxy:
             return self._text(404, f"Unknown taskcluster service: {e}\n")
         log.debug("taskcluster proxy: %s %s", request.method, target)
         return await self._forward(request, target)
+
+    async def _refusal(self, request: web.Request) -> str | None:
+        """Why this request's connection is refused (None: it comes from the task user)."""
+        transport = request.transport
+        if transport is None:
+            return "Taskcluster proxy: the connection is gone\n"
+        if transport in self._refusals:
+            return self._refusals[transport]
+        peer = transport.get_extra_info("peername")
+        ours = transport.get_extra_info("sockname")
+        try:
+            uid = await asyncio.to_thread(peer_uid, peer, ours)
+        except (PeerNotFound, TypeError, ValueError) as e:
+            verdict: str | None = f"Taskcluster proxy: connection refused: its owner is unknown ({e})\n"
+        else:
+            verdict = None
+            if uid != self._allowed_uid:
+                verdict = (
+                    f"Taskcluster proxy: connection refused: this proxy serves only the processes of "
+                    f"its task's user (uid {self._allowed_uid}), not uid {uid}\n"
+                )
+        if verdict is not None:
+            log.warning("taskcluster proxy on port %s: %s", self.port, verdict.strip())
+        self._refusals[transport] = verdict
+        return verdict
 
     def _text(self, status: int, text: str, **headers: str) -> web.Response:
         response = web.Response(status=status, text=text)

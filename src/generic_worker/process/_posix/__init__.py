@@ -8,8 +8,19 @@ place of the subreaper (see `sweep` for what that cannot catch).
 from __future__ import annotations
 
 from .capture import run_capture
+from .leftovers import Leftover, kill_leftovers
 from .subreaper import enable_subreaper, is_subreaper
 from .sweep import reap_orphans
 from .tasks import TaskProcesses
+from .userns import user_namespace_fd
 
-__all__ = ["TaskProcesses", "enable_subreaper", "is_subreaper", "reap_orphans", "run_capture"]
+__all__ = [
+    "Leftover",
+    "TaskProcesses",
+    "enable_subreaper",
+    "is_subreaper",
+    "kill_leftovers",
+    "reap_orphans",
+    "run_capture",
+    "user_namespace_fd",
+]

@@ -5,6 +5,12 @@ foreground tree), stdin from /dev/null (or a pipe fed with `stdin` bytes), and s
 both on the write end of ONE pipe (made by `pump`), so the two streams interleave exactly as
 written. Nothing else is inherited: `close_fds=True`, and every fd this package opens is
 close-on-exec.
+
+Linux: each command's process leader gets `PR_SET_PDEATHSIG(SIGKILL)` (set in the child between
+fork and exec, after the switch to the task user, which would clear it), so when the worker dies,
+even by SIGKILL, its commands die with it; what they started is found by the next worker's
+start-up sweep (`leftovers`). The signal fires when the *thread* that forked exits: spawns run on
+the event loop's thread, which lives as long as the worker.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from ..model import Command
 from . import registry
+from .subreaper import die_with_parent
 
 _log = logging.getLogger(__name__)
 
@@ -73,6 +80,7 @@ def spawn(cmd: Command, owner: object, *, output_fd: int, stdin: bytes | None = 
                 stderr=output_fd,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=die_with_parent,
                 **_user_kwargs(cmd),
             )
             registry.register(popen.pid, owner)

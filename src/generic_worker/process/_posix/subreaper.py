@@ -63,3 +63,22 @@ def is_subreaper() -> bool:
         ctypes.c_ulong(0),
     )
     return rc == 0 and value.value != 0
+
+
+_PR_SET_PDEATHSIG = 1
+_SIGKILL = 9
+
+
+def die_with_parent() -> None:
+    """In a forked child before exec: ask the kernel to SIGKILL us when our parent dies (Linux).
+
+    Used as `preexec_fn`: it only makes one async-signal-safe system call (no allocation, no
+    locks), which is what keeps a `preexec_fn` safe in a threaded parent. A no-op elsewhere.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+
+
+# Resolved in the parent at import, so the child does no symbol lookup between fork and exec.
+_LIBC = _libc()
+_PRCTL = _LIBC.prctl if _LIBC is not None else None
