@@ -22,7 +22,7 @@ def _file_problem(what: str, path: Path) -> str | None:
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        return None  # a missing key is chain of trust's to report (exit 82), as upstream
+        return None  # a missing key is chain of trust's to report (exit 73: it cannot be loaded)
     except OSError as e:
         return f"{what} {path} cannot be checked: {e.strerror or e}"
     mode = stat.S_IMODE(info.st_mode)
