@@ -14,12 +14,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# System packages the tests need: gpg verifies OpenPGP signatures for real.
+# System packages the tests need: gpg verifies OpenPGP signatures for real; systemd-analyze
+# verifies the unit `install service` writes (it needs no running systemd).
 system-deps:
 	@command -v gpg >/dev/null 2>&1 || { \
 	  echo "installing gnupg (needed by the tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq gnupg; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq gnupg; fi; }
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  echo "installing systemd (systemd-analyze, needed by the tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq systemd; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq systemd; fi; }
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m generic_worker.demo
