@@ -7,7 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
-from generic_worker.config import Config, ConfigInvalidError, ConfigLoadError, load_config
+from generic_worker.config import (
+    Config,
+    ConfigInvalidError,
+    ConfigLoadError,
+    config_from_mapping,
+    load_config,
+)
+from generic_worker.config.layers import merge_layers
+from generic_worker.config.load import read_config_file
 from generic_worker.exitcodes import ExitCode
 
 log = logging.getLogger("generic_worker")
@@ -24,10 +32,18 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.getLogger("taskcluster").setLevel(logging.WARNING)
 
 
-def load(config_file: Path) -> Config | ExitCode:
-    """Load the config, or print why not and return the exit code (64 / 73)."""
+def load(config_file: Path, *, configure_for_aws: bool = False) -> Config | ExitCode:
+    """Load the config, or print why not and return the exit code (64 / 73).
+
+    With `configure_for_aws` the AWS layer comes first and the file is merged over it, so
+    the keys AWS provides need not be in the file (which may then be missing altogether);
+    validation runs on the merged result.
+    """
     try:
-        config, warnings = load_config(config_file)
+        if configure_for_aws:
+            config, warnings = asyncio.run(_load_for_aws(config_file))
+        else:
+            config, warnings = load_config(config_file)
     except ConfigLoadError as e:
         log.error("%s", e)
         return ExitCode.CANT_LOAD_CONFIG
@@ -39,22 +55,37 @@ def load(config_file: Path) -> Config | ExitCode:
     return config
 
 
+async def _load_for_aws(config_file: Path) -> tuple[Config, list[str]]:
+    from generic_worker.aws import aws_config_layer  # noqa: PLC0415 - only for --configure-for-aws
+
+    # Sync reads before the worker starts: nothing else runs on the loop yet.
+    raw = read_config_file(config_file) if config_file.exists() else {}  # noqa: ASYNC240
+    base_url = merge_layers(raw).get("metadataBaseURL") or Config().metadata_base_url
+    if not isinstance(base_url, str):
+        raise ConfigInvalidError(str(config_file), ['"metadataBaseURL": must be a string'])
+    layer, problems = await aws_config_layer(base_url, Path.cwd())
+    for problem in problems:
+        log.error("%s", problem)
+    config, warnings = config_from_mapping(merge_layers(layer, raw), str(config_file))
+    return config, warnings
+
+
 def run_target(config_file: Path, *, configure_for_aws: bool, with_worker_runner: bool) -> ExitCode:
     """`generic-worker run`: returns the worker's exit code."""
     setup_logging()
-    loaded = load(config_file)
+    loaded = load(config_file, configure_for_aws=configure_for_aws)
     if isinstance(loaded, ExitCode):
         return loaded
     config = loaded
-    problems = unsupported_modes(config, configure_for_aws)
+    problems = unsupported_modes(config)
     if problems:
         log.error("%s", ConfigInvalidError(str(config_file), problems))
         return ExitCode.INVALID_CONFIG
     log.info("Config: %r", config)
-    return asyncio.run(_run_worker(config, with_worker_runner))
+    return asyncio.run(_run_worker(config, with_worker_runner, configure_for_aws))
 
 
-async def _run_worker(config: Config, with_worker_runner: bool) -> ExitCode:
+async def _run_worker(config: Config, with_worker_runner: bool, configure_for_aws: bool) -> ExitCode:
     from generic_worker.engine.worker import Worker  # noqa: PLC0415 - keeps `--help` fast
     from generic_worker.features import build_features  # noqa: PLC0415
     from generic_worker.workerproto import RunnerLink, RunnerLogHandler  # noqa: PLC0415
@@ -65,17 +96,16 @@ async def _run_worker(config: Config, with_worker_runner: bool) -> ExitCode:
         runner = RunnerLink()
         root = logging.getLogger()
         root.handlers[:] = [RunnerLogHandler(runner, root.handlers[0])]
-    worker = Worker(config, build_features(config), state_dir=Path.cwd(), runner=runner)
+    features = build_features(config, configure_for_aws=configure_for_aws)
+    worker = Worker(config, features, state_dir=Path.cwd(), runner=runner)
     return await worker.run()
 
 
-def unsupported_modes(config: Config, configure_for_aws: bool) -> list[str]:
+def unsupported_modes(config: Config) -> list[str]:
     """Modes this release cannot run in yet, as config problems (exit 73)."""
     problems = []
     if config.multiuser:
         problems.append(
             '"runTasksAsCurrentUser": false (the multiuser engine) is not available in this release'
         )
-    if configure_for_aws:
-        problems.append("--configure-for-aws is not available in this release")
     return problems

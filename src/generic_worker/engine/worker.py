@@ -24,7 +24,7 @@ from generic_worker.engine.feature import Feature, FeatureInitError, WorkerExit
 from generic_worker.engine.shutdown import run_machine_command
 from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, remove_task_dirs
 from generic_worker.engine.taskrun import TaskRun
-from generic_worker.errors import TaskError
+from generic_worker.errors import ExceptionReason, TaskError
 from generic_worker.exitcodes import ExitCode
 from generic_worker.process import enable_subreaper, reap_orphans
 from generic_worker.tc import TC_ERRORS, Credentials, ServiceFactory
@@ -307,6 +307,11 @@ class Worker:
             self._crash = e
             await task.resolve_after_crash(e)
         finally:
+            # The seed's rule: a run aborted as worker-shutdown (e.g. a spot termination)
+            # stops the worker with 72 once the other runs are done.
+            first = task.errors.first
+            if first is not None and first.reason == ExceptionReason.WORKER_SHUTDOWN:
+                self._exit_requested = self._exit_requested or ExitCode.WORKER_SHUTDOWN
             self.tasks_resolved += 1
             current = asyncio.current_task()
             if current is not None:
