@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 
 from generic_worker.config import (
@@ -17,16 +16,15 @@ from generic_worker.config import (
 from generic_worker.config.layers import merge_layers
 from generic_worker.config.load import read_config_file
 from generic_worker.exitcodes import ExitCode
+from generic_worker.worker_log import TEXT, TaskAndSecretsFilter, add_secret, make_handler
 
 log = logging.getLogger("generic_worker")
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    """Worker log to stderr, Go-style timestamps (`2006/01/02 15:04:05 message`)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%Y/%m/%d %H:%M:%S"))
+def setup_logging(level: int = logging.INFO, log_format: str = TEXT) -> None:
+    """Worker log to stderr: Go-style text lines (`2006/01/02 15:04:05 message`) or JSON lines."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(log_format)]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("taskcluster").setLevel(logging.WARNING)
@@ -77,6 +75,9 @@ def run_target(config_file: Path, *, configure_for_aws: bool, with_worker_runner
     if isinstance(loaded, ExitCode):
         return loaded
     config = loaded
+    for secret in (config.access_token, config.certificate, config.livelog_secret):
+        add_secret(secret)
+    setup_logging(log_format=config.log_format)
     problems = unsupported_modes(config)
     if problems:
         log.error("%s", ConfigInvalidError(str(config_file), problems))
@@ -95,7 +96,9 @@ async def _run_worker(config: Config, with_worker_runner: bool, configure_for_aw
         # stdout belongs to the protocol; log lines go through it once `log` is agreed.
         runner = RunnerLink()
         root = logging.getLogger()
-        root.handlers[:] = [RunnerLogHandler(runner, root.handlers[0])]
+        handler = RunnerLogHandler(runner, root.handlers[0])
+        handler.addFilter(TaskAndSecretsFilter())
+        root.handlers[:] = [handler]
     features = build_features(config, configure_for_aws=configure_for_aws)
     worker = Worker(config, features, state_dir=Path.cwd(), runner=runner)
     return await worker.run()

@@ -32,6 +32,7 @@ from generic_worker.payload import Engine
 from generic_worker.process import TaskProcesses
 from generic_worker.tc import Credentials
 from generic_worker.timefmt import now, parse_tc
+from generic_worker.worker_log import bind_task
 
 if TYPE_CHECKING:
     from generic_worker.engine.worker import WorkerContext
@@ -187,6 +188,7 @@ class TaskRun:
     # ---- the lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
         """Run the task to its resolution. Never raises for task-level problems."""
+        bind_task(self.task_id, self.run_id)  # worker log lines from here on name this run
         self._write_header()
         self.status.start()
         try:
