@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generic_worker import __version__
+from generic_worker import __version__, metrics
 from generic_worker.artifacts import Artifact, ArtifactUploader, FileArtifact
 from generic_worker.engine.environment import base_environment, command_environment
 from generic_worker.engine.feature import Feature, TaskFeature
@@ -200,6 +200,15 @@ class TaskRun:
             self.log.close()
             await self.status.stop_background()
         await self._resolve()
+        metrics.task_resolved(self.resolution, (now() - self.claimed_at).total_seconds())
+
+    @property
+    def resolution(self) -> str:
+        """How the run ended as the queue shows it (`state/reason`), once it has."""
+        if self.status.state is RunState.LOST:
+            return self.status.lost_reason or "unknown"
+        first = self.errors.first
+        return "completed/completed" if first is None else first.resolution
 
     async def _run_features(self) -> None:
         checker = ScopeChecker(self.scopes, self._expand_scopes)
@@ -324,6 +333,7 @@ class TaskRun:
             await self.publish(self.log_artifact)
         if self.status.state in (RunState.CLAIMED, RunState.RECLAIMED):
             await self.status.report(crash)
+        metrics.task_resolved(crash.resolution, (now() - self.claimed_at).total_seconds())
 
     def _write_header(self) -> None:
         metadata = dict(self.config.worker_type_metadata)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generic_worker import metrics
 from generic_worker.config import Config
+from generic_worker.crash_report import report_crash
 from generic_worker.engine.feature import Feature, FeatureInitError, WorkerExit
 from generic_worker.engine.shutdown import run_machine_command
 from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, remove_task_dirs
@@ -183,6 +185,8 @@ class Worker:
                 extra = {"workerGroup": self.config.worker_group, "workerId": self.config.worker_id}
                 self.runner.report_error(trace, extra)
             await self._crash_running_tasks(e)
+            # After the runs are resolved, before any machine shutdown (in `_after_exit`).
+            await report_crash(self.services, self.config, e)
             return ExitCode.INTERNAL_ERROR
 
     async def _loop(self) -> ExitCode:
@@ -271,9 +275,11 @@ class Worker:
             response = claim.result()
         except TC_ERRORS as e:
             log.warning("Could not claim work. %s", describe(e))
+            metrics.CLAIM_ERRORS.inc()
             await self._pause_after_claim_error()
             return []
         tasks: list[dict[str, Any]] = response.get("tasks", [])
+        metrics.TASKS_CLAIMED.inc(len(tasks))
         for t in tasks:
             log.info("Claimed task %s run %s", t["status"]["taskId"], t["runId"])
         return tasks

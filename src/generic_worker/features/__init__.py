@@ -13,6 +13,7 @@ from generic_worker.features.command_executor import CommandExecutorFeature
 from generic_worker.features.deployment_id import DeploymentIdFeature
 from generic_worker.features.live_log import LiveLogFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
+from generic_worker.features.metrics import MetricsFeature
 from generic_worker.features.mounts import MountsFeature
 from generic_worker.features.os_groups import OSGroupsFeature
 from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
@@ -31,6 +32,8 @@ def build_features(config: Config, *, configure_for_aws: bool = False) -> list[F
     return [
         # Worker-level only (before claims): no per-task part, so its place does not matter.
         DeploymentIdFeature(enabled=configure_for_aws),
+        # Before the backing log: a run counts as running from its first feature to its last stop.
+        MetricsFeature(),
         # First, so its stop runs last: the uploaded log is complete, and is uploaded even
         # when the payload turns out to be malformed.
         BackingLogFeature(),

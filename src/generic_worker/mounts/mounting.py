@@ -16,6 +16,7 @@ from pathlib import Path
 
 import slugid
 
+from generic_worker import metrics
 from generic_worker.mounts.caches import CacheEntry, DirectoryCaches
 from generic_worker.mounts.compression import ARCHIVE_FORMATS, COMPRESSIONS, unsupported
 from generic_worker.mounts.diskspace import Budget
@@ -185,6 +186,7 @@ class WritableCache:
             await caches.expunge(entry, ctx.log)
             entry = None
         if entry is not None:
+            metrics.CACHE_HITS.labels("directory").inc()
             self.entry = entry
             await caches.lend(entry, ctx.task_dir)
             where = f"from {entry.location} to {target}"
@@ -193,6 +195,7 @@ class WritableCache:
             await asyncio.to_thread(move_directory, Path(entry.location), target)
             self.in_place = True
         else:
+            metrics.CACHE_MISSES.labels("directory").inc()
             self.entry = entry = caches.create(self.name)
             await caches.lend(entry, ctx.task_dir)
             ctx.log.info(
