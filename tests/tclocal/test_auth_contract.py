@@ -286,7 +286,9 @@ async def test_sentry_dsn_hands_out_the_configured_dsn(tmp_path, session: aiohtt
     with running_tclocal(tmp_path, sentry_dsn="http://pub:s3cret@127.0.0.1:9/42") as tc:
         clients = Clients(tc, session)
         reply = await clients.make("auth").sentryDSN("my-project")
-        assert reply["project"] == "my-project"
+        # upstream's sentry-dsn-response.json (not among the shared schemas): exactly these keys
+        assert set(reply) == {"project", "dsn", "expires"} and reply["project"] == "my-project"
+        assert datetime.datetime.fromisoformat(reply["expires"].replace("Z", "+00:00")) > utcnow()
         assert reply["dsn"] == {
             "secret": "http://pub:s3cret@127.0.0.1:9/42",
             "public": "http://pub@127.0.0.1:9/42",

@@ -29,7 +29,6 @@ EXPECTED = {
     "/schemas/index/v1/indexed-task-response.json",
     "/schemas/auth/v1/scopeset.json",
     "/schemas/auth/v1/websocktunnel-token-response.json",
-    "/schemas/auth/v1/sentry-dsn-response.json",
     "/schemas/worker-manager/v1/register-worker-response.json",
     "/schemas/worker-manager/v1/reregister-worker-response.json",
     "/schemas/worker-manager/v1/should-worker-terminate-response.json",
