@@ -30,18 +30,18 @@ def build_features(config: Config, *, configure_for_aws: bool = False) -> list[F
     """THE ordered feature list for a worker with `config` (`run --configure-for-aws` or not)."""
     del config  # every feature decides per task from the config it gets then
     return [
-        # Worker-level only (before claims): no per-task part, so its place does not matter.
-        DeploymentIdFeature(enabled=configure_for_aws),
-        # Before the backing log: a run counts as running from its first feature to its last stop.
-        MetricsFeature(),
         # First, so its stop runs last: the uploaded log is complete, and is uploaded even
         # when the payload turns out to be malformed.
         BackingLogFeature(),
-        # Right after the backing log: a spot termination aborts the task at any stage
-        # (mounts included), and its log is still uploaded.
-        SpotTerminationFeature(enabled=configure_for_aws),
         # Before anything that reads the payload.
         PayloadValidatorFeature(),
+        # Counts the run as running from here to its stop (after everything later has stopped).
+        MetricsFeature(),
+        # Early: a spot termination aborts the task at any later stage (mounts included), and
+        # the backing log is still uploaded.
+        SpotTerminationFeature(enabled=configure_for_aws),
+        # Worker-level only (before claims): no per-task part, so its place does not matter.
+        DeploymentIdFeature(enabled=configure_for_aws),
         UnsupportedFeature(),
         # Right after validation: a superseded task starts nothing else and runs no command.
         SupersedeFeature(),
