@@ -5,6 +5,7 @@ start-up, deploymentId checks (exit 70) and spot terminations (exit 72). No test
 import asyncio
 import base64
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -127,7 +128,7 @@ async def test_unsupported_secret_files_fail_with_the_seeds_text(gw: GW, ec2: Fa
 
 
 async def test_a_new_deployment_id_stops_the_worker_with_70_and_runs_the_shutdown_command(
-    gw: GW, ec2: FakeEC2
+    gw: GW, ec2: FakeEC2, caplog: pytest.LogCaptureFixture
 ):
     shutdown, record = recording_shutdown(gw.tmp)
     ec2.deployment_id = "deployment-2"
@@ -135,7 +136,11 @@ async def test_a_new_deployment_id_stops_the_worker_with_70_and_runs_the_shutdow
         provisionerBaseURL=ec2.provisioner_url, deploymentId="deployment-1", shutdownCommand=f"{shutdown} now"
     )
     worker = Worker(config, build_features(config, configure_for_aws=True), state_dir=gw.tmp)
-    assert await worker.run() == ExitCode.NONCURRENT_DEPLOYMENT_ID
+    with caplog.at_level(logging.INFO):
+        assert await worker.run() == ExitCode.NONCURRENT_DEPLOYMENT_ID
+    assert (
+        'New deploymentId found! "deployment-1" => "deployment-2" - therefore shutting down!' in caplog.text
+    )
     assert record.read_text() == "now\n"
 
 
@@ -172,6 +177,16 @@ async def test_a_spot_termination_aborts_the_task_uploads_its_log_and_exits_72(g
     assert SPOT_TERMINATION in await gw.log(task_id)
     assert "GET meta-data/spot/termination-time" in ec2.calls
     assert not record.exists()  # AWS takes the machine away; the worker does not shut it down
+
+
+async def test_other_spot_answers_only_warn(gw: GW, ec2: FakeEC2, caplog: pytest.LogCaptureFixture):
+    ec2.spot_status = 500
+    task_id = await gw.submit({"command": [["true"]], "maxRunTime": 30})
+    config = gw.config(metadataBaseURL=ec2.url)
+    worker = Worker(config, build_features(config, configure_for_aws=True), state_dir=gw.tmp)
+    assert await worker.run() == ExitCode.TASKS_COMPLETE
+    assert await gw.resolution(task_id) == "completed/completed"
+    assert "Unexpected HTTP 500 from the spot termination notice" in caplog.text
 
 
 async def test_no_spot_polling_without_configure_for_aws(gw: GW, ec2: FakeEC2):
