@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,6 @@ from generic_worker.config.layers import merge_layers
 from generic_worker.tc import TC_ERRORS
 from generic_worker.tc.failures import describe
 from generic_worker.tc.provisioner import provisioner_client
-
-log = logging.getLogger(__name__)
 
 AWS_LAYER_CACHE = "aws-config.json"
 """The saved layer, in the worker's state directory (its working directory)."""

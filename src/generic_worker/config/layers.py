@@ -14,12 +14,6 @@ from typing import Any
 from generic_worker.config.schema import config_keys
 
 
-def canonical_key(name: str) -> str:
-    """The config key's own spelling for `name` (case-insensitive), or `name` if unknown."""
-    known = {info.key.lower(): info.key for info in config_keys()}
-    return known.get(name.lower(), name)
-
-
 def merge_layers(*layers: Mapping[str, Any]) -> dict[str, Any]:
     """Merge config mappings; later layers win, nested objects merge recursively."""
     known = {info.key.lower(): info.key for info in config_keys()}

@@ -38,12 +38,12 @@ class SpotTerminationFeature(FeatureBase):
         self.enabled = enabled
         self.running: set[TaskRun] = set()
         self.terminating = False
-        self._metadata: MetadataService | None = None
+        self._worker: WorkerContext | None = None
         self._poller: asyncio.Task[None] | None = None
 
     async def initialise(self, worker: WorkerContext) -> None:
-        """Remember where the metadata service is (used only with --configure-for-aws)."""
-        self._metadata = MetadataService(worker.services.session, worker.config.metadata_base_url)
+        """Keep the worker context: its metadataBaseURL and HTTP session (only with --configure-for-aws)."""
+        self._worker = worker
 
     def is_requested(self, task: TaskRun) -> bool:
         """Every task is watched, but only on a worker started with --configure-for-aws."""
@@ -71,10 +71,11 @@ class SpotTerminationFeature(FeatureBase):
             self._poller = None
 
     async def _poll(self) -> None:
-        assert self._metadata is not None
+        assert self._worker is not None
         while self.running and not self.terminating:
+            metadata = MetadataService(self._worker.services.session, self._worker.config.metadata_base_url)
             try:
-                status = await self._metadata.spot_termination_status()
+                status = await metadata.spot_termination_status()
             except (aiohttp.ClientError, TimeoutError) as e:
                 log.warning("Could not check for a spot termination notice: %s", e or type(e).__name__)
             else:
