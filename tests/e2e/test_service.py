@@ -128,3 +128,17 @@ def test_unwritable_unit_dir_exits_65(tmp_path: Path):
     r = gw("install", "service", env=env, cwd=tmp_path)
     assert r.returncode == ExitCode.CANT_INSTALL_GENERIC_WORKER
     assert "cannot write" in r.stderr
+
+
+def test_the_documented_restart_table_is_what_the_unit_does(tmp_path: Path):
+    env = {**os.environ, "GENERIC_WORKER_SYSTEMD_UNIT_DIR": str(tmp_path)}
+    assert gw("install", "service", env=env, cwd=tmp_path).returncode == 0
+    text = (tmp_path / "generic-worker.service").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    rows = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and cells[0].isdigit():
+            rows[int(cells[0])] = "**restarted**" in cells[2]
+    assert set(rows) == {0, 1, *range(64, 75)}
+    assert rows == {code: restarts(text, code) for code in rows}
