@@ -316,8 +316,9 @@ class Worker:
             # The seed's rule: a run aborted as worker-shutdown (e.g. a spot termination)
             # stops the worker with 72 once the other runs are done.
             first = task.errors.first
-            if first is not None and first.reason == ExceptionReason.WORKER_SHUTDOWN:
-                self._exit_requested = self._exit_requested or ExitCode.WORKER_SHUTDOWN
+            shutdown = first is not None and first.reason == ExceptionReason.WORKER_SHUTDOWN
+            if shutdown and self._exit_requested is None:
+                self._exit_requested = ExitCode.WORKER_SHUTDOWN
             self.tasks_resolved += 1
             current = asyncio.current_task()
             if current is not None:
