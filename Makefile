@@ -15,7 +15,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # System packages the tests need: gpg verifies OpenPGP signatures for real; Debian's chromium
-# is the browser the web view's Playwright tests drive (Playwright never downloads one).
+# is the browser the web view's Playwright tests drive (Playwright never downloads one);
+# systemd-analyze verifies the unit `install service` writes (it needs no running systemd).
 system-deps:
 	@command -v gpg >/dev/null 2>&1 || { \
 	  echo "installing gnupg (needed by the tests)"; \
@@ -25,6 +26,10 @@ system-deps:
 	  echo "installing chromium (needed by the web view's browser tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  echo "installing systemd (systemd-analyze, needed by the tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq systemd; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq systemd; fi; }
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m generic_worker.demo $(if $(SERVE),--serve)

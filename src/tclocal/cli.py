@@ -1,7 +1,7 @@
 """The `tc-local` command line: `serve`, and small client commands for newcomers.
 
     tc-local serve [--host 127.0.0.1] [--port 8080] [--data-dir DIR] [--root-access-token T]
-                   [--clients FILE] [--claim-timeout SECONDS] [--access-log]
+                   [--clients FILE] [--claim-timeout SECONDS] [--access-log] [--sentry-dsn DSN]
     tc-local submit FILE [--task-id ID] [--provisioner-id P] [--worker-type W]
     tc-local status TASK_ID [--json]
     tc-local artifacts TASK_ID [--run N]
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--clients", type=Path, help="YAML/JSON list of static clients")
     serve.add_argument("--claim-timeout", type=float, default=1200.0, help="seconds per claim")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--sentry-dsn", default="", help="DSN that auth's sentryDSN hands out (default: none, 404)"
+    )
     submit = command("submit", "create a task from a YAML or JSON file")
     submit.add_argument("file", type=Path)
     submit.add_argument("--task-id")
@@ -131,7 +134,7 @@ def _run(args: argparse.Namespace) -> ExitCode:
             port=args.port,
             root_access_token=args.root_access_token,
             clients_file=args.clients,
-            settings=Settings(claim_timeout=args.claim_timeout),
+            settings=Settings(claim_timeout=args.claim_timeout, sentry_dsn=args.sentry_dsn),
             access_log=args.access_log,
         )
         return asyncio.run(serve(config))

@@ -27,6 +27,9 @@ class Settings:
     hawk_skew: float = 900.0  # upstream's timestampSkewSec: 15 minutes
     blob_url_lifetime: float = 45 * 60.0
     expiry_interval: float = 3600.0
+    sentry_dsn: str = ""
+    """The DSN `sentryDSN` hands out for every project (upstream: keys it makes in a Sentry
+    organisation); empty answers 404, as upstream's auth without a Sentry configuration."""
 
 
 class WorkNotifier:

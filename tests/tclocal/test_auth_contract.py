@@ -284,3 +284,33 @@ async def test_update_client_needs_the_scopes_it_adds(tc: Deployment, clients: C
     )
     roles = (await auth.listRoles2())["roles"]
     assert any(r["roleId"] == "anonymous" for r in roles)
+
+
+@pytest.mark.tclocal_only("whether a deployment has Sentry configured is its own choice")
+async def test_sentry_dsn_is_404_without_a_sentry_configuration(clients: Clients) -> None:
+    with pytest.raises(TaskclusterRestFailure) as err:
+        await clients.make("auth").sentryDSN("my-project")
+    assert err.value.status_code == 404  # upstream's auth without SENTRY_* settings
+
+
+@pytest.mark.tclocal_only("starts a tc-local of its own with --sentry-dsn")
+async def test_sentry_dsn_hands_out_the_configured_dsn(tmp_path, session: aiohttp.ClientSession) -> None:
+    from tclocal.testing import running_tclocal
+
+    with running_tclocal(tmp_path, sentry_dsn="http://pub:s3cret@127.0.0.1:9/42") as tc:
+        deployment = Deployment(tc.root_url, tc.root_client_id, tc.root_access_token, local=tc)
+        clients = Clients(deployment, session)
+        reply = await clients.make("auth").sentryDSN("my-project")
+        # upstream's sentry-dsn-response.json (not among the shared schemas): exactly these keys
+        assert set(reply) == {"project", "dsn", "expires"} and reply["project"] == "my-project"
+        assert datetime.datetime.fromisoformat(reply["expires"].replace("Z", "+00:00")) > utcnow()
+        assert reply["dsn"] == {
+            "secret": "http://pub:s3cret@127.0.0.1:9/42",
+            "public": "http://pub@127.0.0.1:9/42",
+        }
+        token = tc.create_client("sentry-other", ["auth:sentry:other"])
+        with pytest.raises(TaskclusterRestFailure) as err:
+            await clients.make("auth", {"clientId": "sentry-other", "accessToken": token}).sentryDSN(
+                "my-project"
+            )
+        assert err.value.status_code == 403

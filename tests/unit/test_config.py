@@ -75,6 +75,9 @@ SEED_DEFAULTS = {
     "livelogSecret": "",
     "signingKeyLocation": "",
     "ed25519SigningKeyLocation": "",
+    "logFormat": "text",
+    "metricsPort": 0,
+    "metricsAddress": "127.0.0.1",
 }
 
 

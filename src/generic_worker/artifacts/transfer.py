@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from taskcluster import calculateSleepTime
 
+from generic_worker import metrics
 from generic_worker.tc import redact_url_secrets
 
 CHUNK = 1 << 20
@@ -243,3 +244,4 @@ async def _put_once(
     if digests is not None and digests.length != source.size:
         # The server answered before reading everything: the hashes would be wrong.
         raise PutError(f"PUT {public_url(target.url)} ended before the whole body was sent", None)
+    metrics.UPLOADED_BYTES.inc(source.size)

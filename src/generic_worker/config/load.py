@@ -210,6 +210,10 @@ def cross_checks(config: Config) -> list[str]:
         problems.append('"maxMemoryUsagePercent": must be at most 100')
     if config.task_status_poll_interval_secs < 1:
         problems.append('"taskStatusPollIntervalSecs": must be at least 1')
+    if config.log_format not in ("text", "json"):
+        problems.append(f'"logFormat": must be "text" or "json", got {config.log_format!r}')
+    if config.metrics_port and not config.metrics_address:
+        problems.append('"metricsAddress": must be an IP address when "metricsPort" is set')
     if bool(config.livelog_certificate) != bool(config.livelog_key):
         problems.append('"livelogCertificate" and "livelogKey": set both (HTTPS) or neither (HTTP)')
     problems.extend(_live_log_checks(config))

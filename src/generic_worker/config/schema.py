@@ -145,6 +145,7 @@ class Config:
         S,
         secret=True,
     )
+    log_format: str = _key("logFormat", "text", "Worker log on stderr: text, or json (one object a line)", S)
     max_memory_usage_percent: int = _key(
         "maxMemoryUsagePercent", 90, "Resource monitor: memory use (percent) considered too high", U
     )
@@ -157,6 +158,10 @@ class Config:
         "EC2 metadata service (--configure-for-aws)",
         Kind.URL,
     )
+    metrics_address: str = _key(
+        "metricsAddress", "127.0.0.1", "Address the Prometheus /metrics endpoint listens on", Kind.IP
+    )
+    metrics_port: int = _key("metricsPort", 0, "Port of the Prometheus /metrics endpoint; 0 = off", P)
     min_available_memory_bytes: int = _key(
         "minAvailableMemoryBytes", 524288000, "Resource monitor: available memory considered too low", U
     )
@@ -195,7 +200,9 @@ class Config:
         "true: insecure engine; false: multiuser engine (root, Linux)",
         B,
     )
-    sentry_project: str = _key("sentryProject", "", "Sentry project for crash reports (unused)", S)
+    sentry_project: str = _key(
+        "sentryProject", "", "Sentry project that worker crashes (69) are reported to", S
+    )
     shutdown_command: str = _key(
         "shutdownCommand", "shutdown now", "Command that shuts the machine down", Kind.COMMAND
     )

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from generic_worker import __version__
+from generic_worker import __version__, metrics
 from generic_worker.artifacts import Artifact, ArtifactUploader, FileArtifact
 from generic_worker.engine.environment import base_environment, command_environment
 from generic_worker.engine.feature import Feature, TaskFeature
@@ -37,6 +37,7 @@ from generic_worker.payload import Engine
 from generic_worker.process import TaskProcesses, TaskUser, run_capture
 from generic_worker.tc import Credentials
 from generic_worker.timefmt import now, parse_tc
+from generic_worker.worker_log import bind_task
 
 if TYPE_CHECKING:
     from generic_worker.engine.worker import WorkerContext
@@ -227,6 +228,7 @@ class TaskRun:
     # ---- the lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
         """Run the task to its resolution. Never raises for task-level problems."""
+        bind_task(self.task_id, self.run_id)  # worker log lines from here on name this run
         self._write_header()
         self.status.start()
         try:
@@ -246,6 +248,15 @@ class TaskRun:
             self.log.close()
             await self.status.stop_background()
         await self._resolve()
+        metrics.task_resolved(self.resolution, (now() - self.claimed_at).total_seconds())
+
+    @property
+    def resolution(self) -> str:
+        """How the run ended as the queue shows it (`state/reason`), once it has."""
+        if self.status.state is RunState.LOST:
+            return self.status.lost_reason or "unknown"
+        first = self.errors.first
+        return "completed/completed" if first is None else first.resolution
 
     async def _make_user(self) -> None:
         """Multiuser: create the task user (and run `runAfterUserCreation` as it) before any feature.
@@ -393,6 +404,7 @@ class TaskRun:
             await self.publish(dataclasses.replace(self.log_artifact, trailer=self.log.tail))
         if self.status.state in (RunState.CLAIMED, RunState.RECLAIMED):
             await self.status.report(crash)
+        metrics.task_resolved(crash.resolution, (now() - self.claimed_at).total_seconds())
 
     def _write_header(self) -> None:
         metadata = dict(self.config.worker_type_metadata)

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generic_worker import metrics
 from generic_worker.config import Config
+from generic_worker.crash_report import report_crash
 from generic_worker.engine.feature import Feature, FeatureInitError, WorkerExit
 from generic_worker.engine.shutdown import run_machine_command
 from generic_worker.engine.taskdirs import new_task_dir, old_task_dirs, probe_task_dir, remove_task_dirs
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.engine.unstartable import resolve_unstartable
-from generic_worker.errors import TaskError
+from generic_worker.errors import ExceptionReason, TaskError
 from generic_worker.exitcodes import ExitCode
 from generic_worker.multiuser.accounts import AccountError, delete_user, leftover_users, user_exists
 from generic_worker.multiuser.idmap import unbind_all_under
@@ -199,6 +201,8 @@ class Worker:
                 extra = {"workerGroup": self.config.worker_group, "workerId": self.config.worker_id}
                 self.runner.report_error(trace, extra)
             await self._crash_running_tasks(e)
+            # After the runs are resolved, before any machine shutdown (in `_after_exit`).
+            await report_crash(self.services, self.config, e)
             return ExitCode.INTERNAL_ERROR
 
     async def _loop(self) -> ExitCode:
@@ -301,9 +305,11 @@ class Worker:
             response = claim.result()
         except TC_ERRORS as e:
             log.warning("Could not claim work. %s", describe(e))
+            metrics.CLAIM_ERRORS.inc()
             await self._pause_after_claim_error()
             return []
         tasks: list[dict[str, Any]] = response.get("tasks", [])
+        metrics.TASKS_CLAIMED.inc(len(tasks))
         for t in tasks:
             log.info("Claimed task %s run %s", t["status"]["taskId"], t["runId"])
         return tasks
@@ -360,6 +366,12 @@ class Worker:
             self._crash = e
             await task.resolve_after_crash(e)
         finally:
+            # The seed's rule: a run aborted as worker-shutdown (e.g. a spot termination)
+            # stops the worker with 72 once the other runs are done.
+            first = task.errors.first
+            shutdown = first is not None and first.reason == ExceptionReason.WORKER_SHUTDOWN
+            if shutdown and self._exit_requested is None:
+                self._exit_requested = ExitCode.WORKER_SHUTDOWN
             self.tasks_resolved += 1
             current = asyncio.current_task()
             if current is not None:

@@ -10,22 +10,25 @@ from generic_worker.engine.feature import Feature
 from generic_worker.features.backing_log import BackingLogFeature
 from generic_worker.features.chain_of_trust import ChainOfTrustFeature
 from generic_worker.features.command_executor import CommandExecutorFeature
+from generic_worker.features.deployment_id import DeploymentIdFeature
 from generic_worker.features.live_log import LiveLogFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
+from generic_worker.features.metrics import MetricsFeature
 from generic_worker.features.mounts import MountsFeature
 from generic_worker.features.os_groups import OSGroupsFeature
 from generic_worker.features.payload_artifacts import PayloadArtifactsFeature
 from generic_worker.features.payload_validator import PayloadValidatorFeature
 from generic_worker.features.resource_monitor import ResourceMonitorFeature
 from generic_worker.features.run_as_current_user import RunTaskAsCurrentUserFeature
+from generic_worker.features.spot_termination import SpotTerminationFeature
 from generic_worker.features.supersede import SupersedeFeature
 from generic_worker.features.task_timer import TaskTimerFeature
 from generic_worker.features.taskcluster_proxy import TaskclusterProxyFeature
 from generic_worker.features.unsupported import UnsupportedFeature
 
 
-def build_features(config: Config) -> list[Feature]:
-    """THE ordered feature list for a worker with `config`."""
+def build_features(config: Config, *, configure_for_aws: bool = False) -> list[Feature]:
+    """THE ordered feature list for a worker with `config` (`run --configure-for-aws` or not)."""
     del config  # every feature decides per task from the config it gets then
     return [
         # First, so its stop runs last: the uploaded log is complete, and is uploaded even
@@ -33,6 +36,13 @@ def build_features(config: Config) -> list[Feature]:
         BackingLogFeature(),
         # Before anything that reads the payload.
         PayloadValidatorFeature(),
+        # Counts the run as running from here to its stop (after everything later has stopped).
+        MetricsFeature(),
+        # Early: a spot termination aborts the task at any later stage (mounts included), and
+        # the backing log is still uploaded.
+        SpotTerminationFeature(enabled=configure_for_aws),
+        # Worker-level only (before claims): no per-task part, so its place does not matter.
+        DeploymentIdFeature(enabled=configure_for_aws),
         UnsupportedFeature(),
         # Right after validation: a superseded task starts nothing else and runs no command.
         SupersedeFeature(),

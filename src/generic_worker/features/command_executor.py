@@ -14,11 +14,13 @@ import logging
 import re
 from collections.abc import Sequence
 
+from generic_worker import metrics
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors, TaskError
 from generic_worker.payload.model import as_payload, retry_exit_codes
 from generic_worker.process import Command
+from generic_worker.timefmt import now
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class _Executor(TaskFeatureBase):
             command = Command(
                 argv=tuple(argv), cwd=task.task_dir, env=task.environment(), user=task.command_user
             )
+            if index == 0:
+                metrics.CLAIM_TO_FIRST_COMMAND.observe((now() - task.claimed_at).total_seconds())
             result = await task.processes.run(command)
             if task.aborted:
                 return

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from generic_worker import metrics
+
 if TYPE_CHECKING:
     from generic_worker.engine.tasklog import TaskLog
 
@@ -130,9 +132,11 @@ class LiveLogServer:
         reader = asyncio.current_task()
         assert reader is not None
         self._readers.add(reader)
+        metrics.LIVE_LOG_READERS.inc()
         try:
             return await self._stream(request, task_log, fd)
         finally:
+            metrics.LIVE_LOG_READERS.dec()
             self._readers.discard(reader)
             os.close(fd)
 

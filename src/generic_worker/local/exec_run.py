@@ -41,8 +41,9 @@ from generic_worker.local.platform import (
     worker_settings,
 )
 from generic_worker.local.taskfile import TaskFileError, read_task_file
+from generic_worker.multiuser.startchecks import multiuser_problems
 from generic_worker.payload.model import backing_log_name, live_log_name
-from generic_worker.runner import setup_logging, unsupported_modes
+from generic_worker.runner import setup_logging
 
 QUEUE = ("generic-worker-exec", "exec")
 WORKER = ("local", "exec-worker")
@@ -87,7 +88,8 @@ def build_config(given: dict[str, Any], data: Path, tied: dict[str, Any], source
     config, warnings = config_from_mapping(raw, source)
     for warning in warnings:
         say(f"warning: {warning}")
-    problems = unsupported_modes(config, False)
+    # The multiuser engine needs what `run` needs (root, root-only config and keys).
+    problems = multiuser_problems(config, Path(source) if given else None)
     if problems:
         raise ConfigInvalidError(source, problems)
     return config

@@ -25,6 +25,7 @@ from typing import Any
 
 import slugid
 
+from generic_worker import metrics
 from generic_worker.mounts.eviction import Evictable
 from generic_worker.mounts.logs import MountLog
 from generic_worker.mounts.statefile import read_json_object
@@ -172,6 +173,7 @@ class DirectoryCaches:
 
     async def _evict(self, entry: CacheEntry, tlog: MountLog) -> None:
         if entry.mountedIn is None and Path(entry.location).name in self.entries:
+            metrics.CACHE_EVICTIONS.labels("directory").inc()
             await self.expunge(entry, tlog)
 
     def in_use(self) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 from taskcluster import calculateSleepTime
 
+from generic_worker import metrics
 from generic_worker.mounts.diskspace import Budget
 from generic_worker.mounts.errors import MountError
 from generic_worker.tc import redact_url_secrets
@@ -110,10 +111,12 @@ async def stream_body(response: aiohttp.ClientResponse, writer: HashingWriter, b
         gathered += len(piece)
         if gathered >= BLOCK:
             budget.spend(gathered)
+            metrics.DOWNLOADED_BYTES.inc(gathered)
             await writer.write(pieces)
             pieces, gathered = [], 0
     if pieces:
         budget.spend(gathered)
+        metrics.DOWNLOADED_BYTES.inc(gathered)
         await writer.write(pieces)
     await writer.drain()
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import slugid
 
+from generic_worker import metrics
 from generic_worker.mounts.diskspace import Budget
 from generic_worker.mounts.download import download
 from generic_worker.mounts.errors import MountError
@@ -142,6 +143,7 @@ class DownloadCache:
                 entry.hits += 1
                 sha, copied = await placement.copy_while_hashing(Path(entry.location), entry.size)
                 if self._judge(entry, source, sha, placement.log):
+                    metrics.CACHE_HITS.labels("file").inc()
                     placement.announce(Path(entry.location))
                     copied.check()
                     return
@@ -204,6 +206,7 @@ class DownloadCache:
             entry.in_use -= 1
             raise
         if self._judge(entry, source, sha, tlog):
+            metrics.CACHE_HITS.labels("file").inc()
             return entry
         await self._discard(entry, tlog)
         return None
@@ -240,6 +243,7 @@ class DownloadCache:
     async def _download(
         self, source: DownloadSource, ctx: FetchContext, tlog: MountLog, required_bytes: int
     ) -> FileEntry:
+        metrics.CACHE_MISSES.labels("file").inc()
         path = self.directory / slugid.nice()
         what = source.description
 
@@ -307,6 +311,7 @@ class DownloadCache:
 
     async def _evict(self, entry: FileEntry, tlog: MountLog) -> None:
         if entry.in_use == 0 and self.entries.get(entry.key) is entry:
+            metrics.CACHE_EVICTIONS.labels("file").inc()
             await self.expunge(entry, tlog)
 
     def in_use(self) -> int:

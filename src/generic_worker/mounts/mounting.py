@@ -18,6 +18,7 @@ from pathlib import Path
 
 import slugid
 
+from generic_worker import metrics
 from generic_worker.mounts.caches import CacheEntry, DirectoryCaches
 from generic_worker.mounts.compression import ARCHIVE_FORMATS, COMPRESSIONS, unsupported
 from generic_worker.mounts.diskspace import Budget
@@ -222,13 +223,13 @@ class WritableCache:
             ctx.log.warn(f"[mounts] Writable directory cache {self.name} vanished from {entry.location}")
             await caches.expunge(entry, ctx.log)
             entry = None
-        if entry is not None and ctx.cache_owner is not None:
+        if entry is not None:
+            metrics.CACHE_HITS.labels("directory").inc()
             self.entry = entry
             await caches.lend(entry, ctx.task_dir)
+        if entry is not None and ctx.cache_owner is not None:
             await self._bind(ctx, entry, existing=True)
         elif entry is not None:
-            self.entry = entry
-            await caches.lend(entry, ctx.task_dir)
             where = f"from {entry.location} to {target}"
             ctx.log.info(f"[mounts] Moving existing writable directory cache {self.name} {where}")
             await make_directory(target.parent, ctx.log, ctx.user)
@@ -238,6 +239,7 @@ class WritableCache:
                 ctx.log.info(f"[mounts] Granting {ctx.user.name} full control of '{target}'")
                 await asyncio.to_thread(hand_over_tree, target, ctx.user.uid, ctx.user.gid)
         else:
+            metrics.CACHE_MISSES.labels("directory").inc()
             self.entry = entry = caches.create(self.name)
             await caches.lend(entry, ctx.task_dir)
             ctx.log.info(

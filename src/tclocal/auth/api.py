@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tclocal.auth.store import Client, Role, new_access_token
 from tclocal.context import Context
@@ -253,6 +254,23 @@ class AuthService:
             "expires": to_iso(issued + 3600),
         }
 
+    async def sentry_dsn(self, call: Call) -> Reply:
+        """Handle `sentryDSN`: the configured DSN (secret and public forms), or 404 when none is set."""
+        project = call.params["project"]
+        call.authorize(project=project)
+        dsn = self.ctx.settings.sentry_dsn
+        if not dsn:
+            raise APIError("ResourceNotFound", "Sentry credentials not found")
+        parts = urlsplit(dsn)
+        public_netloc = parts.netloc.split("@", 1)[-1]
+        user = parts.username or ""
+        public = urlunsplit(parts._replace(netloc=f"{user}@{public_netloc}" if user else public_netloc))
+        return {
+            "project": project,
+            "dsn": {"secret": dsn, "public": public},
+            "expires": to_iso(now() + 48 * 3600),
+        }
+
     def _client_endpoints(self) -> list[Endpoint]:
         c = "/clients/<clientId>"
         return [
@@ -333,6 +351,7 @@ class AuthService:
                 "expandScopes", "POST", "/scopes/expand", self.expand_scopes, "auth:expand-scopes", SCOPESET
             ),
             Endpoint("currentScopes", "GET", "/scopes/current", self.current_scopes, "auth:current-scopes"),
+            Endpoint("sentryDSN", "GET", "/sentry/<project>/dsn", self.sentry_dsn, "auth:sentry:<project>"),
             Endpoint(
                 "websocktunnelToken",
                 "GET",
