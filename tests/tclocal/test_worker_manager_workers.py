@@ -6,18 +6,18 @@ issues, reregisterWorker, worker/list, removeWorker and shouldWorkerTerminate.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
 
 import pytest
 import slugid
-from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now, parse_iso
 from tclocal.testing import unique_worker_type
 
-from .conftest import Clients
+from .conftest import Clients, refused
 from .deployment import Deployment
 
 LIFETIME = 3600
@@ -31,6 +31,7 @@ def new_secret() -> str:
 async def make_pool(clients: Clients, **config: Any) -> tuple[str, str]:
     """Create a static pool of this test's own (as root); return its id and static secret."""
     pool_id, secret = f"tc-local/{unique_worker_type()}", new_secret()
+    clients.tc.defer(functools.partial(clients.tc.root_call, "worker-manager", "deleteWorkerPool", pool_id))
     await clients.make("worker-manager").createWorkerPool(
         pool_id,
         {
@@ -58,17 +59,6 @@ async def register(
     }
     result: dict[str, Any] = await clients.make("worker-manager", None).registerWorker(request)
     return result
-
-
-async def refused(call: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """Await `call`, which must fail with `status` (and error `code`); return the error body."""
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await call
-    assert err.value.status_code == status, err.value.body
-    if code is not None:
-        assert err.value.body["code"] == code
-    body: dict[str, Any] = err.value.body
-    return body
 
 
 async def test_register_issues_worker_credentials_and_config(tc: Deployment, clients: Clients) -> None:
@@ -99,6 +89,7 @@ async def test_register_issues_worker_credentials_and_config(tc: Deployment, cli
         f"worker-manager:should-worker-terminate:{worker}",
     }
     # What worker-runner and the worker then do with them: read the pool's secret, claim work.
+    tc.defer(functools.partial(tc.root_call, "secrets", "remove", f"worker-pool:{pool_id}"))
     await clients.make("secrets").set(
         f"worker-pool:{pool_id}", {"secret": {"config": {"x": 1}}, "expires": from_now(600)}
     )
@@ -117,6 +108,7 @@ async def test_register_issues_worker_credentials_and_config(tc: Deployment, cli
             pool_id, {"workerGroup": "g1", "workerId": "someone-else", "tasks": 1}
         ),
         403,
+        "InsufficientScopes",
     )
     manager = clients.make("worker-manager", {**credentials})
     assert await manager.shouldWorkerTerminate(pool_id, "g1", "w1") == {"terminate": False, "reason": "none"}
@@ -147,11 +139,15 @@ async def test_registered_worker_is_listed_and_counted(clients: Clients) -> None
     assert [w["workerId"] for w in group["workers"]] == ["w2"]
     assert (await manager.listWorkersForWorkerPool(pool_id, query={"state": "stopping"}))["workers"] == []
     assert (await manager.listWorkersForWorkerPool(pool_id, query={"launchConfigId": "lc"}))["workers"] == []
-    await refused(manager.listWorkersForWorkerPool(pool_id, query={"state": "sleeping"}), 400)
+    await refused(
+        manager.listWorkersForWorkerPool(pool_id, query={"state": "sleeping"}), 400, "InvalidRequestArguments"
+    )
     pool = await manager.workerPool(pool_id)
     assert (pool["runningCount"], pool["runningCapacity"], pool["currentCapacity"]) == (2, 2, 2)
     await refused(manager.worker(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
-    await refused(manager.listWorkersForWorkerPool(f"tc-local/{unique_worker_type()}"), 404)
+    await refused(
+        manager.listWorkersForWorkerPool(f"tc-local/{unique_worker_type()}"), 404, "ResourceNotFound"
+    )
 
 
 async def test_registration_needs_the_pools_static_secret(clients: Clients) -> None:
@@ -173,8 +169,8 @@ async def test_registration_needs_the_pools_static_secret(clients: Clients) -> N
     )
     body = await refused(register(clients, no_secret, secret), 400, "InputError")
     assert "staticSecret" in body["message"]
-    with pytest.raises(TaskclusterRestFailure):
-        await clients.make("worker-manager").worker(pool_id, "g1", "w1")  # nothing was registered
+    nothing = clients.make("worker-manager").worker(pool_id, "g1", "w1")
+    await refused(nothing, 404, "ResourceNotFound")  # nothing was registered
 
 
 async def test_reregister_rotates_secret_and_credentials(clients: Clients) -> None:
@@ -213,8 +209,8 @@ async def test_removed_worker_is_told_to_terminate(clients: Clients) -> None:
     await manager.removeWorker(pool_id, "g1", "w1")  # again: no change, no error
     request = {"workerPoolId": pool_id, "workerGroup": "g1", "workerId": "w1", "secret": registered["secret"]}
     await refused(manager.reregisterWorker(request), 400, "InputError")
-    await refused(root.removeWorker(pool_id, "g1", "nobody"), 404)
-    await refused(root.shouldWorkerTerminate(pool_id, "g1", "nobody"), 404)
+    await refused(root.removeWorker(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
+    await refused(root.shouldWorkerTerminate(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
     # Registering again (a new worker process with the same identity) starts over.
     await register(clients, pool_id, secret)
     assert (await root.shouldWorkerTerminate(pool_id, "g1", "w1"))["terminate"] is False
@@ -261,7 +257,7 @@ async def test_worker_endpoints_need_their_scopes(tc: Deployment, clients: Clien
     reader = clients.make("worker-manager", {"clientId": client_id, "accessToken": token})
     assert (await reader.worker(pool_id, "g1", "w1"))["workerId"] == "w1"
     assert len((await reader.listWorkersForWorkerPool(pool_id))["workers"]) == 2
-    await refused(reader.removeWorker(pool_id, "g1", "w1"), 403)
+    await refused(reader.removeWorker(pool_id, "g1", "w1"), 403, "InsufficientScopes")
     assert registered["credentials"]["clientId"].endswith("/g1/w1")
 
 

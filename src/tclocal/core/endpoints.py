@@ -69,21 +69,29 @@ class Endpoint:
     query: tuple[str, ...] = ()
     pattern: re.Pattern[str] = field(init=False, repr=False)
     route_params: tuple[str, ...] = field(init=False, repr=False)
+    optional_params: frozenset[str] = field(init=False, repr=False)
     auto_authorize: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         params: list[str] = []
+        optional: set[str] = set()
         regex = ""
         # Like express (non-strict routing), a trailing slash is optional.
-        for i, part in enumerate(re.split(r"<(\*?[a-zA-Z]+)>", self.route.rstrip("/"))):
+        # `/<?name>` at the end is optional, as express's `{/:name}` (it is then "").
+        for i, part in enumerate(re.split(r"<([*?]?[a-zA-Z]+)>", self.route.rstrip("/"))):
             if i % 2 == 0:
                 regex += re.escape(part)
                 continue
-            name = part.lstrip("*")
+            name = part.lstrip("*?")
             params.append(name)
+            if part.startswith("?"):
+                optional.add(name)
+                regex = regex.removesuffix("/") + f"(?:/(?P<{name}>[^/]+))?"
+                continue
             regex += f"(?P<{name}>{'.+' if part.startswith('*') else '[^/]+'})"
         object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
         object.__setattr__(self, "route_params", tuple(params))
+        object.__setattr__(self, "optional_params", frozenset(optional))
         needs = scopelib.template_params(self.scopes) if self.scopes is not None else set()
         object.__setattr__(self, "auto_authorize", needs <= set(params))
 
@@ -192,7 +200,8 @@ class Service:
                 continue
             found = endpoint.pattern.match(raw_path)
             if found:
-                return endpoint, {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
+                params = found.groupdict()
+                return endpoint, {k: urllib.parse.unquote(v) if v else "" for k, v in params.items()}
         return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -211,7 +220,7 @@ class Service:
             call = Call(request, endpoint, params, None, self.authenticator, _full_url(request), raw_body)
             body = _parse_body(endpoint, raw_body)
             call.body = body
-            _check_params(params, self.params)
+            _check_params(params, self.params, endpoint.optional_params)
             if endpoint.auto_authorize:
                 call.authorize(**params)
             reply = await endpoint.handler(call)
@@ -248,8 +257,12 @@ def _parse_body(endpoint: Endpoint, raw: bytes) -> Any:
     return body
 
 
-def _check_params(params: dict[str, str], patterns: Mapping[str, re.Pattern[str]]) -> None:
+def _check_params(
+    params: dict[str, str], patterns: Mapping[str, re.Pattern[str]], optional: frozenset[str]
+) -> None:
     for name, value in params.items():
+        if not value and name in optional:
+            continue
         pattern = patterns.get(name)
         if pattern is not None and not pattern.match(value):
             raise APIError(

@@ -57,7 +57,7 @@ def _page(call: Call) -> tuple[int, int]:
     """Offset and limit from `continuationToken` (an offset, as upstream's paginateResults) and `limit`."""
     token, limit = page_args(call)
     if token and not token.isdigit():
-        raise APIError("InvalidRequestArguments", "`continuationToken` is not valid")
+        raise APIError("InputError", "Invalid continuation token", token=token)  # as paginateResults
     return int(token or 0), limit
 
 
