@@ -11,7 +11,7 @@ from tclocal.testing import unique_worker_type
 
 from .conftest import Clients, refused
 from .deployment import Deployment
-from .test_worker_manager_workers import make_pool, new_secret, register
+from .test_worker_manager_workers import make_pool, register
 
 
 def definition(**overrides: Any) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def definition(**overrides: Any) -> dict[str, Any]:
     return {
         "providerId": "static",
         "description": "pool",
-        "config": {"staticSecret": new_secret(), "workerConfig": {"a": 1}},
+        "config": {"workerConfig": {"a": 1}, "lifecycle": {"reregistrationTimeout": 3600}},
         "owner": "owner@example.com",
         "emailOnError": True,
         **overrides,
@@ -69,13 +69,15 @@ async def test_pool_definitions_are_checked(clients: Clients) -> None:
     manager = clients.make("worker-manager")
     pool_id = f"tc-local/{unique_worker_type()}"
     body = await refused(
-        manager.createWorkerPool(pool_id, definition(config={"staticSecret": "too-short"})),
+        manager.createWorkerPool(pool_id, definition(config={"workerConfig": "not an object"})),
         400,
         "InputValidationError",
     )
-    assert "config/staticSecret" in body["message"]
+    assert "workerConfig" in body["message"]
     await refused(
-        manager.createWorkerPool(pool_id, definition(config={"lifecycle": {"reregistrationTimeout": -1}})),
+        manager.createWorkerPool(
+            pool_id, definition(config={"lifecycle": {"reregistrationTimeout": 2592001}})
+        ),
         400,
         "InputValidationError",
     )

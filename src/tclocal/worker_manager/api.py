@@ -21,11 +21,13 @@ from tclocal.core.errors import APIError
 from tclocal.core.timestamps import now, to_iso
 from tclocal.worker_manager import store
 from tclocal.worker_manager.schemas import (
+    CREATE_WORKER,
     CREATE_WORKER_POOL,
     POOL_CONFIG,
     REGISTER_WORKER,
     REPORT_WORKER_ERROR,
     REREGISTER_WORKER,
+    STATIC_CONFIG,
     UPDATE_WORKER_POOL,
 )
 
@@ -80,7 +82,7 @@ class WorkerManagerService:
     async def _write_pool(self, call: Call, write: PoolWrite) -> Reply:
         pool_id, body = call.params["workerPoolId"], call.body
         call.authorize(workerPoolId=pool_id, providerId=body["providerId"])
-        POOL_CONFIG.check(body)
+        (STATIC_CONFIG if body["providerId"] == "static" else POOL_CONFIG).check(body)
         current = now()
         return await self.ctx.db.run(lambda c: write(c, pool_id, body, current))
 
@@ -115,8 +117,18 @@ class WorkerManagerService:
         name = f"worker/{provider_id}/{pool_id}/{group}/{worker_id}"
         return self.ctx.temporary_credentials(name, worker_scopes(pool_id, group, worker_id), expires)
 
+    async def create_worker(self, call: Call) -> Reply:
+        """Handle `createWorker`: a static worker with its own secret, running until `expires`."""
+        key, body, current = self._worker_key(call), call.body, now()
+        return await self.ctx.db.run(lambda c: store.create_worker(c, key, body, current))
+
+    async def update_worker(self, call: Call) -> Reply:
+        """Handle `updateWorker`: a static worker's expires, capacity and secret."""
+        key, body, current = self._worker_key(call), call.body, now()
+        return await self.ctx.db.run(lambda c: store.update_worker(c, key, body, current))
+
     async def register_worker(self, call: Call) -> Reply:
-        """Handle `registerWorker`: no scopes; the pool's static secret is the proof."""
+        """Handle `registerWorker`: no scopes; the worker's static secret is the proof."""
         body, secret, current = call.body, slugid.nice() + slugid.nice(), now()
         config, expires = await self.ctx.db.run(lambda c: store.register(c, body, secret, current))
         return {
@@ -261,6 +273,22 @@ class WorkerManagerService:
                 f"worker-manager:should-worker-terminate:{WORKER_SCOPE}",
             ),
             Endpoint("worker", "GET", WORKER, self.worker, f"worker-manager:get-worker:{WORKER_SCOPE}"),
+            Endpoint(
+                "createWorker",
+                "PUT",
+                WORKER,
+                self.create_worker,
+                f"worker-manager:create-worker:{WORKER_SCOPE}",
+                CREATE_WORKER,
+            ),
+            Endpoint(
+                "updateWorker",
+                "POST",
+                WORKER,
+                self.update_worker,
+                f"worker-manager:update-worker:{WORKER_SCOPE}",
+                CREATE_WORKER,
+            ),
             Endpoint(
                 "removeWorker",
                 "DELETE",
