@@ -116,7 +116,12 @@ async def test_secrets(tc: Deployment, clients: Clients) -> None:
     assert (await reader.get(name))["secret"] == {"token": "s3cr3t"}
     await refused(reader.set(name, {"secret": {}, "expires": from_now(60)}), 403, "InsufficientScopes")
     invalid = {"secret": "not an object", "expires": from_now(60)}
-    await refused(secrets.set(name, invalid), 400, "InputValidationError")
+    body = await refused(secrets.set(name, invalid), 400, "InputValidationError")
+    assert body["requestInfo"]["payload"] == {**invalid, "secret": "(OMITTED)"}  # upstream's cleanPayload
+    # As upstream's middleware: scopes (when the URL alone gives them) before the body's schema.
+    anonymous = clients.make("secrets", None)
+    body = await refused(anonymous.set(name, invalid), 403, "InsufficientScopes")
+    assert body["message"].startswith("This request requires Taskcluster credentials that satisfy")
     await secrets.remove(name)
     await refused(secrets.get(name), 404, "ResourceNotFound")
     await secrets.remove(name)  # as upstream: succeeds whether or not the secret exists

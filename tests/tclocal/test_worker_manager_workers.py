@@ -166,7 +166,7 @@ async def test_registration_needs_the_workers_static_secret(clients: Clients) ->
     body = await refused(register(clients, pool_id, wrong), 400, "InputError")
     assert "bad staticSecret" in body["message"]
     assert wrong not in json.dumps(body)  # a secret is never echoed back in an error
-    assert body["requestInfo"]["payload"]["workerIdentityProof"] == "*****"
+    assert body["requestInfo"]["payload"] == "(OMITTED)"  # as upstream's cleanPayload
     await refused(register(clients, f"tc-local/{unique_worker_type()}", secret), 404, "ResourceNotFound")
     await refused(register(clients, pool_id, secret, "nobody"), 404, "ResourceNotFound")  # never created
     await refused(register(clients, pool_id, secret, providerId="no-such-provider"), 404, "ResourceNotFound")
@@ -183,7 +183,8 @@ async def test_registration_needs_the_workers_static_secret(clients: Clients) ->
     again = {"expires": from_now(3600), "providerInfo": {"staticSecret": secret}}
     assert (await manager.createWorker(pool_id, "g1", "w1", again))["workerId"] == "w1"  # idempotent
     other = {**again, "providerInfo": {"staticSecret": new_secret()}}
-    await refused(manager.createWorker(pool_id, "g1", "w1", other), 400, "InputError")
+    body = await refused(manager.createWorker(pool_id, "g1", "w1", other), 400, "InputError")
+    assert body["requestInfo"]["payload"]["providerInfo"] == {"staticSecret": "(OMITTED)"}
     missing_pool = manager.createWorker(f"tc-local/{unique_worker_type()}", "g1", "w1", again)
     await refused(missing_pool, 404, "ResourceNotFound")
     await refused(manager.updateWorker(pool_id, "g1", "nobody", again), 404, "ResourceNotFound")
@@ -319,6 +320,9 @@ async def test_worker_endpoints_need_their_scopes(tc: Deployment, clients: Clien
 async def test_worker_url_parameters_are_checked(clients: Clients) -> None:
     root = clients.make("worker-manager")
     await refused(root.worker("no-slash", "g1", "w1"), 400, "InvalidRequestArguments")
+    # Scopes first when the URL gives them, as upstream's middleware: 403, not 400.
+    anonymous = clients.make("worker-manager", None)
+    await refused(anonymous.removeWorker("no-slash", "g1", "w1"), 403, "InsufficientScopes")
     await refused(root.worker("tc-local/Upper", "g1", "w1"), 400, "InvalidRequestArguments")
     await refused(root.shouldWorkerTerminate("tc-local/wt", "g1", "w.1"), 400, "InvalidRequestArguments")
     await refused(root.workerPool("a/b/c"), 400, "InvalidRequestArguments")

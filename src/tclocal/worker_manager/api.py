@@ -17,7 +17,7 @@ import slugid
 
 from tclocal.context import Context
 from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints, page_args
-from tclocal.core.errors import APIError
+from tclocal.core.errors import OMITTED, APIError
 from tclocal.core.timestamps import now, to_iso
 from tclocal.worker_manager import store
 from tclocal.worker_manager.schemas import (
@@ -280,6 +280,7 @@ class WorkerManagerService:
                 self.create_worker,
                 f"worker-manager:create-worker:{WORKER_SCOPE}",
                 CREATE_WORKER,
+                clean_payload=_clean_provider_info,
             ),
             Endpoint(
                 "updateWorker",
@@ -288,6 +289,7 @@ class WorkerManagerService:
                 self.update_worker,
                 f"worker-manager:update-worker:{WORKER_SCOPE}",
                 CREATE_WORKER,
+                clean_payload=_clean_provider_info,
             ),
             Endpoint(
                 "removeWorker",
@@ -313,7 +315,13 @@ class WorkerManagerService:
                 query=(*PAGE, "launchConfigId", "state"),
             ),
             Endpoint(
-                "registerWorker", "POST", "/worker/register", self.register_worker, None, REGISTER_WORKER
+                "registerWorker",
+                "POST",
+                "/worker/register",
+                self.register_worker,
+                None,
+                REGISTER_WORKER,
+                clean_payload=_omitted,
             ),
             Endpoint(
                 "reregisterWorker",
@@ -322,5 +330,19 @@ class WorkerManagerService:
                 self.reregister_worker,
                 f"worker-manager:reregister-worker:{WORKER_SCOPE}",
                 REREGISTER_WORKER,
+                clean_payload=_omitted,
             ),
         ]
+
+
+def _omitted(payload: Any) -> Any:
+    """register/reregister: an error shows none of the body, as upstream's cleanPayload."""
+    return OMITTED
+
+
+def _clean_provider_info(payload: Any) -> Any:
+    """createWorker/updateWorker: an error shows the body without the worker's static secret."""
+    info = payload.get("providerInfo") if isinstance(payload, dict) else None
+    if isinstance(info, dict) and info.get("staticSecret"):
+        info["staticSecret"] = OMITTED
+    return payload
