@@ -129,7 +129,7 @@ async def test_shutdown_goes_through_the_runner(gw: GW):
 
 
 async def register_with_worker_manager(gw: GW) -> dict[str, str]:
-    """Create a static worker pool for this test's queue and register the worker: its credentials."""
+    """Create a static worker pool and worker for this test's queue, register it: its credentials."""
     import secrets
 
     import aiohttp
@@ -148,9 +148,14 @@ async def register_with_worker_manager(gw: GW) -> dict[str, str]:
                 "description": "test pool",
                 "owner": "test@example.com",
                 "emailOnError": False,
-                "config": {"staticSecret": static_secret},
+                "config": {},
             },
         )
+        worker = {
+            "expires": taskcluster.fromNowJSON("1 hour"),
+            "providerInfo": {"staticSecret": static_secret},
+        }
+        await wm.createWorker(pool, WORKER_GROUP, WORKER_ID, worker)
         anonymous = taskcluster.aio.WorkerManager(gw.tc.options(None), session=session)
         registered = await anonymous.registerWorker(
             {

@@ -26,7 +26,10 @@ from .upstream import Checked
 
 REAL = real_deployment_env()
 # Unit tests of tc-local's own libraries: they do not talk to a deployment at all.
-LIBRARY_MODULES = {"test_scopes.py": "unit tests of tc-local's scope library"}
+LIBRARY_MODULES = {
+    "test_scopes.py": "unit tests of tc-local's scope library",
+    "test_roles_model.py": "tc-local's role resolver against a reference model (its contract twin is test_roles_contract.py)",
+}
 
 T = TypeVar("T")
 CLIENTS = {

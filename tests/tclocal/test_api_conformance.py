@@ -51,7 +51,7 @@ REQUIRED = {
 
 
 def _route(route: str) -> str:
-    return route.replace("<*", "<").rstrip("/")
+    return route.replace("<*", "<").replace("<?", "<").rstrip("/")
 
 
 @pytest.mark.skipif(not HAVE_REFERENCES, reason="upstream API references not present")

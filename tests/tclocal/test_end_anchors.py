@@ -9,9 +9,11 @@ import slugid
 from tclocal.core.errors import APIError
 from tclocal.core.scopes import valid_scope
 from tclocal.core.validation import SCOPE_LIST, SLUGID, Validator, ecma_regex
-from tclocal.testing import RunningTCLocal
+
+from .deployment import Deployment
 
 
+@pytest.mark.tclocal_only("tc-local's validation library")
 def test_dollar_means_the_end_of_the_string() -> None:
     assert ecma_regex(SLUGID).search(slugid.nice())
     assert not ecma_regex(SLUGID).search(slugid.nice() + "\n")
@@ -20,6 +22,7 @@ def test_dollar_means_the_end_of_the_string() -> None:
     assert not valid_scope("abc\n") and valid_scope("abc") and valid_scope("")
 
 
+@pytest.mark.tclocal_only("tc-local's validation library")
 def test_schemas_refuse_a_final_newline() -> None:
     scopes = Validator(SCOPE_LIST)
     scopes.check(["queue:create-task:*"])
@@ -29,7 +32,7 @@ def test_schemas_refuse_a_final_newline() -> None:
 
 
 @pytest.mark.parametrize("path", ["queue/v1/task/{task}%0A", "queue/v1/task/{task}/runs/0%0A/artifacts"])
-async def test_url_parameters_refuse_a_final_newline(tc: RunningTCLocal, path: str) -> None:
+async def test_url_parameters_refuse_a_final_newline(tc: Deployment, path: str) -> None:
     url = f"{tc.root_url}/api/{path.format(task=slugid.nice())}"
     async with aiohttp.ClientSession() as http, http.get(url) as reply:
         assert reply.status == 400

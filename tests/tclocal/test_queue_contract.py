@@ -266,6 +266,7 @@ async def test_dependencies_must_exist(tc: Deployment, queue: Any, worker_type: 
     assert missing in body["message"]
     # As upstream, the task was stored all the same and stays unscheduled until its deadline.
     assert (await queue.status(task_id))["status"]["state"] == "unscheduled"
+    await refused(queue.createTask(task_id, task), 400, "InputError")  # a retry: the same answer
     short_lived = slugid.nice()
     await queue.createTask(short_lived, tc.make_task(workerType=worker_type, expires=from_now(1800)))
     late = tc.make_task(workerType=worker_type, dependencies=[short_lived], deadline=from_now(3600))

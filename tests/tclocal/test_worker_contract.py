@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import slugid
-from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import parse_iso
 from tclocal.testing import RunningTCLocal
 
-from .conftest import Clients, claim_one, queue_id, start_run, wait_for
+from .conftest import Clients, claim_one, queue_id, refused, start_run, wait_for
 from .deployment import Deployment
 
 
@@ -42,9 +41,7 @@ async def test_claim_gives_run_scoped_temporary_credentials(
     other = slugid.nice()
     await queue.createTask(other, tc.make_task(workerType=worker_type))
     as_task = clients.make("queue", credentials)
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await as_task.reportCompleted(other, 0)
-    assert err.value.status_code == 403
+    await refused(as_task.reportCompleted(other, 0), 403, "InsufficientScopes")
 
 
 async def test_reclaim_extends_claim_and_renews_credentials(
@@ -61,12 +58,11 @@ async def test_reclaim_extends_claim_and_renews_credentials(
     assert status["state"] == "completed"
     again = (await renewed.reportCompleted(task_id, 0))["status"]
     assert again["runs"] == status["runs"]  # idempotent
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await renewed.reportFailed(task_id, 0)
-    assert err.value.status_code == 409
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.reclaimTask(task_id, 5)
-    assert err.value.status_code == 404
+    await refused(renewed.reportFailed(task_id, 0), 409, "RequestConflict")
+    await refused(renewed.reclaimTask(task_id, 0), 409, "RequestConflict")
+    await refused(queue.reclaimTask(task_id, 5), 404, "ResourceNotFound")
+    await refused(queue.reportCompleted(task_id, 5), 404, "ResourceNotFound")
+    await refused(queue.reportCompleted(slugid.nice(), 0), 404, "ResourceNotFound")
 
 
 @pytest.mark.parametrize(
@@ -111,10 +107,7 @@ async def test_report_exception_refuses_reasons_outside_todays_schema(
     task_id = slugid.nice()
     await queue.createTask(task_id, tc.make_task(workerType=worker_type))
     await claim_one(queue, queue_id(worker_type))
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await queue.reportException(task_id, 0, {"reason": reason})
-    assert err.value.status_code == 400
-    assert err.value.body["code"] == "InputValidationError"
+    await refused(queue.reportException(task_id, 0, {"reason": reason}), 400, "InputValidationError")
     assert (await queue.status(task_id))["status"]["runs"][0]["state"] == "running"
     await queue.reportException(task_id, 0, {"reason": "internal-error"})
 
@@ -131,14 +124,10 @@ async def test_claim_work_validates_and_checks_worker_scopes(
         queue_id(worker_type), {"workerGroup": "my-group", "workerId": "a", "tasks": 1}
     )
     assert reply == {"tasks": []}
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await worker.claimWork(queue_id(worker_type), {"workerGroup": "other", "workerId": "a", "tasks": 1})
-    assert err.value.status_code == 403
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await worker.claimWork(
-            queue_id(worker_type), {"workerGroup": "my-group", "workerId": "a", "tasks": 33}
-        )
-    assert err.value.status_code == 400
+    elsewhere = {"workerGroup": "other", "workerId": "a", "tasks": 1}
+    await refused(worker.claimWork(queue_id(worker_type), elsewhere), 403, "InsufficientScopes")
+    too_many = {"workerGroup": "my-group", "workerId": "a", "tasks": 33}
+    await refused(worker.claimWork(queue_id(worker_type), too_many), 400, "InputValidationError")
 
 
 @pytest.mark.tclocal_only("watches tc-local's own long-poll wake-up channel")

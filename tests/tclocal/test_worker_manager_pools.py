@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import pytest
 
 from tclocal.testing import unique_worker_type
 
-from .conftest import Clients
+from .conftest import Clients, refused
 from .deployment import Deployment
-from .test_worker_manager_workers import make_pool, new_secret, refused, register
+from .test_worker_manager_workers import make_pool, register
 
 
 def definition(**overrides: Any) -> dict[str, Any]:
@@ -16,7 +19,7 @@ def definition(**overrides: Any) -> dict[str, Any]:
     return {
         "providerId": "static",
         "description": "pool",
-        "config": {"staticSecret": new_secret(), "workerConfig": {"a": 1}},
+        "config": {"workerConfig": {"a": 1}, "lifecycle": {"reregistrationTimeout": 3600}},
         "owner": "owner@example.com",
         "emailOnError": True,
         **overrides,
@@ -27,6 +30,7 @@ async def test_create_get_update_and_list_pools(clients: Clients) -> None:
     manager = clients.make("worker-manager")
     pool_id = f"tc-local/{unique_worker_type()}"
     body = definition()
+    delete_later(clients, pool_id)
     created = await manager.createWorkerPool(pool_id, body)
     assert {k: created[k] for k in body} == body
     assert created["workerPoolId"] == pool_id and created["created"] == created["lastModified"]
@@ -41,9 +45,12 @@ async def test_create_get_update_and_list_pools(clients: Clients) -> None:
     await refused(
         manager.updateWorkerPool(pool_id, {**changed, "workerPoolId": "tc-local/other"}), 400, "InputError"
     )
-    await refused(manager.updateWorkerPool(f"tc-local/{unique_worker_type()}", changed), 404)
+    await refused(
+        manager.updateWorkerPool(f"tc-local/{unique_worker_type()}", changed), 404, "ResourceNotFound"
+    )
     await refused(manager.workerPool(f"tc-local/{unique_worker_type()}"), 404, "ResourceNotFound")
     second = f"tc-local/{unique_worker_type()}"
+    delete_later(clients, second)
     await manager.createWorkerPool(second, definition())
     everything: list[str] = []
     query: dict[str, Any] = {"limit": 1}
@@ -55,26 +62,39 @@ async def test_create_get_update_and_list_pools(clients: Clients) -> None:
             break
         query["continuationToken"] = page["continuationToken"]
     assert {pool_id, second} <= set(everything)
-    await refused(manager.listWorkerPools(query={"continuationToken": "nope"}), 400)
+    await refused(manager.listWorkerPools(query={"continuationToken": "!!"}), 400, "InputError")
 
 
 async def test_pool_definitions_are_checked(clients: Clients) -> None:
     manager = clients.make("worker-manager")
     pool_id = f"tc-local/{unique_worker_type()}"
     body = await refused(
-        manager.createWorkerPool(pool_id, definition(config={"staticSecret": "too-short"})),
+        manager.createWorkerPool(pool_id, definition(config={"workerConfig": "not an object"})),
         400,
         "InputValidationError",
     )
-    assert "config/staticSecret" in body["message"]
+    assert "workerConfig" in body["message"]
     await refused(
-        manager.createWorkerPool(pool_id, definition(config={"lifecycle": {"reregistrationTimeout": -1}})),
+        manager.createWorkerPool(
+            pool_id, definition(config={"lifecycle": {"reregistrationTimeout": 2592001}})
+        ),
         400,
+        "InputValidationError",
     )
-    await refused(manager.createWorkerPool(pool_id, definition(owner="not an email")), 400)
-    await refused(manager.createWorkerPool(pool_id, definition(unexpected=1)), 400)
-    await refused(manager.createWorkerPool(pool_id, definition(providerId="has space")), 400)
-    await refused(manager.workerPool(pool_id), 404)  # nothing was created
+    for bad in (
+        definition(owner="not an email"),
+        definition(unexpected=1),
+        definition(providerId="has space"),
+    ):
+        await refused(manager.createWorkerPool(pool_id, bad), 400, "InputValidationError")
+    await refused(manager.workerPool(pool_id), 404, "ResourceNotFound")  # nothing was created
+
+
+@pytest.mark.tclocal_only("tc-local treats every pool as static; upstream needs each providerId configured")
+async def test_any_provider_id_and_config_is_kept(clients: Clients) -> None:
+    manager = clients.make("worker-manager")
+    pool_id = f"tc-local/{unique_worker_type()}"
+    delete_later(clients, pool_id)
     # Any other config (another provider type's) is kept and ignored.
     extra = {"launchConfigs": [{"region": "x"}], "minCapacity": 0}
     created = await manager.createWorkerPool(pool_id, definition(providerId="aws", config=extra))
@@ -128,8 +148,16 @@ async def test_report_and_list_worker_errors(clients: Clients) -> None:
     ] == []
     # A worker reports only as itself, to its own pool, and only to a pool that exists.
     await refused(worker.reportWorkerError(pool_id, {**report, "workerId": "w2"}), 403, "InsufficientScopes")
-    await refused(worker.reportWorkerError(f"tc-local/{unique_worker_type()}", report), 403)
-    await refused(manager.reportWorkerError(f"tc-local/{unique_worker_type()}", report), 404)
-    await refused(worker.reportWorkerError(pool_id, {**report, "kind": "UPPER CASE"}), 400)
+    elsewhere = f"tc-local/{unique_worker_type()}"
+    await refused(worker.reportWorkerError(elsewhere, report), 403, "InsufficientScopes")
+    await refused(manager.reportWorkerError(elsewhere, report), 404, "ResourceNotFound")
+    await refused(
+        worker.reportWorkerError(pool_id, {**report, "kind": "UPPER CASE"}), 400, "InputValidationError"
+    )
     other_pool, _ = await make_pool(clients)
     assert (await manager.listWorkerPoolErrors(other_pool))["workerPoolErrors"] == []
+
+
+def delete_later(clients: Clients, pool_id: str) -> None:
+    """Delete the pool when the test ends (upstream then removes it once its workers are gone)."""
+    clients.tc.defer(functools.partial(clients.tc.root_call, "worker-manager", "deleteWorkerPool", pool_id))

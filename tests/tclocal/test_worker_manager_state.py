@@ -12,6 +12,7 @@ import taskcluster.aio
 
 from tclocal import expiry
 from tclocal.core.db import Database
+from tclocal.core.timestamps import to_iso
 from tclocal.testing import running_tclocal, unique_worker_type
 from tclocal.worker_manager import store
 
@@ -46,9 +47,9 @@ def _pool_body(config: dict[str, Any]) -> dict[str, Any]:
 async def _first_life(options: dict[str, Any], pool_id: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         manager = taskcluster.aio.WorkerManager(options, session=session)
-        await manager.createWorkerPool(
-            pool_id, _pool_body({"staticSecret": SECRET, "workerConfig": {"kept": True}})
-        )
+        await manager.createWorkerPool(pool_id, _pool_body({"workerConfig": {"kept": True}}))
+        worker = {"expires": taskcluster.fromNowJSON("1 day"), "providerInfo": {"staticSecret": SECRET}}
+        await manager.createWorker(pool_id, "g", "w", worker)
         anonymous = taskcluster.aio.WorkerManager({"rootUrl": options["rootUrl"]}, session=session)
         registered: dict[str, Any] = await anonymous.registerWorker(_registration(pool_id))
         as_worker = taskcluster.aio.WorkerManager(
@@ -88,17 +89,19 @@ async def test_expired_workers_old_errors_and_deleted_pools_are_pruned(tmp_path:
     await db.open()
     try:
         t0, lifetime = 1_000_000.0, 600
-        config = {"staticSecret": SECRET, "lifecycle": {"reregistrationTimeout": lifetime}}
+        config = {"lifecycle": {"reregistrationTimeout": lifetime}}
         worker = _registration("p/kept")
-        await db.run(lambda c: store.create_pool(c, "p/kept", _pool_body(config), t0))
-        await db.run(lambda c: store.create_pool(c, "p/deleted", _pool_body(config), t0))
+        created = {"expires": to_iso(t0 + lifetime), "providerInfo": {"staticSecret": SECRET}}
+        for pool in ("p/kept", "p/deleted"):
+            await db.run(lambda c, pool=pool: store.create_pool(c, pool, _pool_body(config), t0))  # type: ignore[misc]
+            await db.run(lambda c, pool=pool: store.create_worker(c, (pool, "g", "w"), created, t0))  # type: ignore[misc]
         await db.run(lambda c: store.register(c, worker, slugid.nice(), t0))
         await db.run(lambda c: store.register(c, {**worker, "workerPoolId": "p/deleted"}, slugid.nice(), t0))
         await db.run(lambda c: store.report_error(c, "p/kept", slugid.nice(), REPORT, t0))
         await db.run(lambda c: store.delete_pool(c, "p/deleted", t0))
 
-        # Until the workers' records expire (a day after their credentials), everything stays.
-        just_before = t0 + lifetime + store.WORKER_GRACE - 1
+        # Until the workers' records expire (their createWorker `expires`), everything stays.
+        just_before = t0 + lifetime - 1
         await db.run(lambda c: store.prune(c, just_before))
         assert await db.run(lambda c: store.get_worker(c, "p/kept", "g", "w")) is not None
         assert await db.run(lambda c: store.get_pool(c, "p/deleted"))

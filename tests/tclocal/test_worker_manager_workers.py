@@ -1,23 +1,24 @@
 """worker-manager's worker interface, as worker-runner's static provider and the worker use it.
 
-registerWorker (anonymous, proven by the pool's `config.staticSecret`), the credentials it
-issues, reregisterWorker, worker/list, removeWorker and shouldWorkerTerminate.
+createWorker (an operator declares a static worker with its own `staticSecret`), registerWorker
+(anonymous, proven by that secret), the credentials it issues, reregisterWorker, worker/list,
+updateWorker, removeWorker and shouldWorkerTerminate.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
 
 import pytest
 import slugid
-from taskcluster.exceptions import TaskclusterRestFailure
 
 from tclocal.core.timestamps import from_now, parse_iso
 from tclocal.testing import unique_worker_type
 
-from .conftest import Clients
+from .conftest import Clients, refused
 from .deployment import Deployment
 
 LIFETIME = 3600
@@ -29,19 +30,29 @@ def new_secret() -> str:
 
 
 async def make_pool(clients: Clients, **config: Any) -> tuple[str, str]:
-    """Create a static pool of this test's own (as root); return its id and static secret."""
-    pool_id, secret = f"tc-local/{unique_worker_type()}", new_secret()
+    """Create a static pool of this test's own with worker g1/w1 (as root); return its id and secret."""
+    pool_id = f"tc-local/{unique_worker_type()}"
+    clients.tc.defer(functools.partial(clients.tc.root_call, "worker-manager", "deleteWorkerPool", pool_id))
     await clients.make("worker-manager").createWorkerPool(
         pool_id,
         {
             "providerId": "static",
             "description": "a test pool",
-            "config": {"staticSecret": secret, **config},
+            "config": config,
             "owner": "tests@example.com",
             "emailOnError": False,
         },
     )
-    return pool_id, secret
+    return pool_id, await make_worker(clients, pool_id)
+
+
+async def make_worker(clients: Clients, pool_id: str, worker_id: str = "w1", group: str = "g1") -> str:
+    """Declare a static worker with a secret of its own (createWorker, as root); return the secret."""
+    secret = new_secret()
+    body = {"expires": from_now(3600), "providerInfo": {"staticSecret": secret}}
+    created = await clients.make("worker-manager").createWorker(pool_id, group, worker_id, body)
+    assert (created["workerId"], created["state"], created["capacity"]) == (worker_id, "running", 1)
+    return secret
 
 
 async def register(
@@ -58,17 +69,6 @@ async def register(
     }
     result: dict[str, Any] = await clients.make("worker-manager", None).registerWorker(request)
     return result
-
-
-async def refused(call: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """Await `call`, which must fail with `status` (and error `code`); return the error body."""
-    with pytest.raises(TaskclusterRestFailure) as err:
-        await call
-    assert err.value.status_code == status, err.value.body
-    if code is not None:
-        assert err.value.body["code"] == code
-    body: dict[str, Any] = err.value.body
-    return body
 
 
 async def test_register_issues_worker_credentials_and_config(tc: Deployment, clients: Clients) -> None:
@@ -99,6 +99,7 @@ async def test_register_issues_worker_credentials_and_config(tc: Deployment, cli
         f"worker-manager:should-worker-terminate:{worker}",
     }
     # What worker-runner and the worker then do with them: read the pool's secret, claim work.
+    tc.defer(functools.partial(tc.root_call, "secrets", "remove", f"worker-pool:{pool_id}"))
     await clients.make("secrets").set(
         f"worker-pool:{pool_id}", {"secret": {"config": {"x": 1}}, "expires": from_now(600)}
     )
@@ -117,6 +118,7 @@ async def test_register_issues_worker_credentials_and_config(tc: Deployment, cli
             pool_id, {"workerGroup": "g1", "workerId": "someone-else", "tasks": 1}
         ),
         403,
+        "InsufficientScopes",
     )
     manager = clients.make("worker-manager", {**credentials})
     assert await manager.shouldWorkerTerminate(pool_id, "g1", "w1") == {"terminate": False, "reason": "none"}
@@ -125,7 +127,7 @@ async def test_register_issues_worker_credentials_and_config(tc: Deployment, cli
 async def test_registered_worker_is_listed_and_counted(clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
     await register(clients, pool_id, secret, "w1")
-    await register(clients, pool_id, secret, "w2", workerGroup="g2")
+    await register(clients, pool_id, await make_worker(clients, pool_id, "w2", "g2"), "w2", workerGroup="g2")
     manager = clients.make("worker-manager")
     worker = await manager.worker(pool_id, "g1", "w1")
     assert (worker["workerPoolId"], worker["providerId"], worker["state"], worker["capacity"]) == (
@@ -147,34 +149,66 @@ async def test_registered_worker_is_listed_and_counted(clients: Clients) -> None
     assert [w["workerId"] for w in group["workers"]] == ["w2"]
     assert (await manager.listWorkersForWorkerPool(pool_id, query={"state": "stopping"}))["workers"] == []
     assert (await manager.listWorkersForWorkerPool(pool_id, query={"launchConfigId": "lc"}))["workers"] == []
-    await refused(manager.listWorkersForWorkerPool(pool_id, query={"state": "sleeping"}), 400)
+    await refused(
+        manager.listWorkersForWorkerPool(pool_id, query={"state": "sleeping"}), 400, "InvalidRequestArguments"
+    )
     pool = await manager.workerPool(pool_id)
     assert (pool["runningCount"], pool["runningCapacity"], pool["currentCapacity"]) == (2, 2, 2)
     await refused(manager.worker(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
-    await refused(manager.listWorkersForWorkerPool(f"tc-local/{unique_worker_type()}"), 404)
+    await refused(
+        manager.listWorkersForWorkerPool(f"tc-local/{unique_worker_type()}"), 404, "ResourceNotFound"
+    )
 
 
-async def test_registration_needs_the_pools_static_secret(clients: Clients) -> None:
+async def test_registration_needs_the_workers_static_secret(clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
     wrong = new_secret()
     body = await refused(register(clients, pool_id, wrong), 400, "InputError")
     assert "bad staticSecret" in body["message"]
     assert wrong not in json.dumps(body)  # a secret is never echoed back in an error
-    assert body["requestInfo"]["payload"]["workerIdentityProof"] == "*****"
+    assert body["requestInfo"]["payload"] == "(OMITTED)"  # as upstream's cleanPayload
     await refused(register(clients, f"tc-local/{unique_worker_type()}", secret), 404, "ResourceNotFound")
-    await refused(register(clients, pool_id, secret, providerId="aws"), 400, "InputError")
+    await refused(register(clients, pool_id, secret, "nobody"), 404, "ResourceNotFound")  # never created
+    await refused(register(clients, pool_id, secret, providerId="no-such-provider"), 404, "ResourceNotFound")
     google = register(clients, pool_id, secret, workerIdentityProof={"token": "jwt"})
-    await refused(google, 400, "InputError")
+    body = await refused(google, 400, "InputError")
+    assert "missing staticSecret" in body["message"]
     await refused(register(clients, pool_id, "short"), 400, "InputValidationError")
-    no_secret = f"tc-local/{unique_worker_type()}"
-    await clients.make("worker-manager").createWorkerPool(
-        no_secret,
-        {"providerId": "static", "description": "", "config": {}, "owner": "a@b.c", "emailOnError": False},
+    manager = clients.make("worker-manager")
+    # createWorker: the secret is required, an existing worker only with the same secret.
+    late = {"expires": from_now(-60), "providerInfo": {"staticSecret": secret}}
+    await refused(manager.createWorker(pool_id, "g1", "w9", late), 400, "InputError")
+    no_secret = manager.createWorker(pool_id, "g1", "w9", {"expires": from_now(60)})
+    assert "staticSecret" in (await refused(no_secret, 400, "InputError"))["message"]
+    again = {"expires": from_now(3600), "providerInfo": {"staticSecret": secret}}
+    assert (await manager.createWorker(pool_id, "g1", "w1", again))["workerId"] == "w1"  # idempotent
+    other = {**again, "providerInfo": {"staticSecret": new_secret()}}
+    body = await refused(manager.createWorker(pool_id, "g1", "w1", other), 400, "InputError")
+    assert body["requestInfo"]["payload"]["providerInfo"] == {"staticSecret": "(OMITTED)"}
+    missing_pool = manager.createWorker(f"tc-local/{unique_worker_type()}", "g1", "w1", again)
+    await refused(missing_pool, 404, "ResourceNotFound")
+    await refused(manager.updateWorker(pool_id, "g1", "nobody", again), 404, "ResourceNotFound")
+    # A static pool's config is upstream's config-static: the secrets are the workers', not the pool's.
+    bad_config = {"providerId": "static", "description": "", "owner": "a@b.c", "emailOnError": False}
+    refusal = manager.createWorkerPool(
+        f"tc-local/{unique_worker_type()}", {**bad_config, "config": {"staticSecret": secret}}
     )
-    body = await refused(register(clients, no_secret, secret), 400, "InputError")
-    assert "staticSecret" in body["message"]
-    with pytest.raises(TaskclusterRestFailure):
-        await clients.make("worker-manager").worker(pool_id, "g1", "w1")  # nothing was registered
+    await refused(refusal, 400, "InputValidationError")
+    await refused(manager.worker(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
+
+
+async def test_update_worker_rotates_its_secret_and_expires_it(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    manager = clients.make("worker-manager")
+    rotated = new_secret()
+    body = {"expires": from_now(7200), "capacity": 2, "providerInfo": {"staticSecret": rotated}}
+    updated = await manager.updateWorker(pool_id, "g1", "w1", body)
+    assert updated["capacity"] == 2 and parse_iso(updated["expires"]) > time.time() + 3600
+    await refused(register(clients, pool_id, secret), 400, "InputError")  # the old secret
+    assert (await register(clients, pool_id, rotated))["secret"]
+    await manager.updateWorker(pool_id, "g1", "w1", {**body, "expires": from_now(-60)})  # expire it now
+    refusal = await refused(register(clients, pool_id, rotated), 400, "InputError")
+    assert "expired" in refusal["message"]
 
 
 async def test_reregister_rotates_secret_and_credentials(clients: Clients) -> None:
@@ -190,46 +224,45 @@ async def test_reregister_rotates_secret_and_credentials(clients: Clients) -> No
     await refused(manager.reregisterWorker(request), 400, "InputError")  # the old secret is spent
     again = clients.make("worker-manager", {**renewed["credentials"]})
     assert (await again.reregisterWorker({**request, "secret": renewed["secret"]}))["secret"]
-    other = await register(clients, pool_id, secret, "w2")
+    other = await register(clients, pool_id, await make_worker(clients, pool_id, "w2"), "w2")
     as_other = clients.make("worker-manager", {**other["credentials"]})
     await refused(
         as_other.reregisterWorker({**request, "secret": other["secret"]}), 403, "InsufficientScopes"
     )
 
 
-async def test_removed_worker_is_told_to_terminate(clients: Clients) -> None:
+async def test_removed_worker_is_stopped(clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
     registered = await register(clients, pool_id, secret)
     manager = clients.make("worker-manager", {**registered["credentials"]})
     await manager.removeWorker(pool_id, "g1", "w1")  # its own credentials allow it, as upstream
-    answer = await manager.shouldWorkerTerminate(pool_id, "g1", "w1")
-    assert answer["terminate"] is True and "removed" in answer["reason"]
     root = clients.make("worker-manager")
-    assert (await root.worker(pool_id, "g1", "w1"))["state"] == "stopping"
-    stopping = await root.listWorkersForWorkerPool(pool_id, query={"state": "stopping"})
-    assert [w["workerId"] for w in stopping["workers"]] == ["w1"]
+    assert (await root.worker(pool_id, "g1", "w1"))["state"] == "stopped"  # static: at once
+    stopped = await root.listWorkersForWorkerPool(pool_id, query={"state": "stopped"})
+    assert [w["workerId"] for w in stopped["workers"]] == ["w1"]
     pool = await root.workerPool(pool_id)
-    assert (pool["stoppingCount"], pool["runningCount"], pool["currentCapacity"]) == (1, 0, 0)
+    assert (pool["stoppedCount"], pool["runningCount"], pool["currentCapacity"]) == (1, 0, 0)
     await manager.removeWorker(pool_id, "g1", "w1")  # again: no change, no error
     request = {"workerPoolId": pool_id, "workerGroup": "g1", "workerId": "w1", "secret": registered["secret"]}
     await refused(manager.reregisterWorker(request), 400, "InputError")
-    await refused(root.removeWorker(pool_id, "g1", "nobody"), 404)
-    await refused(root.shouldWorkerTerminate(pool_id, "g1", "nobody"), 404)
-    # Registering again (a new worker process with the same identity) starts over.
-    await register(clients, pool_id, secret)
-    assert (await root.shouldWorkerTerminate(pool_id, "g1", "w1"))["terminate"] is False
+    await refused(root.removeWorker(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
+    await refused(root.shouldWorkerTerminate(pool_id, "g1", "nobody"), 404, "ResourceNotFound")
+    # A removed static worker cannot register again.
+    body = await refused(register(clients, pool_id, secret), 400, "InputError")
+    assert "not running" in body["message"]
 
 
-async def test_deleted_pool_tells_its_workers_to_terminate(clients: Clients) -> None:
+async def test_deleted_pool_keeps_its_workers_and_can_come_back(clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
-    registered = await register(clients, pool_id, secret)
+    await register(clients, pool_id, secret)
     root = clients.make("worker-manager")
     deleted = await root.deleteWorkerPool(pool_id)
     assert deleted["providerId"] == "null-provider"
-    manager = clients.make("worker-manager", {**registered["credentials"]})
-    answer = await manager.shouldWorkerTerminate(pool_id, "g1", "w1")
-    assert answer == {"terminate": True, "reason": f"worker pool {pool_id} was deleted"}
-    await refused(register(clients, pool_id, secret, "w2"), 404, "ResourceNotFound")
+    fresh = {"expires": from_now(3600), "providerInfo": {"staticSecret": new_secret()}}
+    await refused(root.createWorker(pool_id, "g1", "w2", fresh), 400, "InputError")  # null-provider
+    # Its static workers stay (until they expire) and may still register, as upstream.
+    assert (await root.worker(pool_id, "g1", "w1"))["state"] == "running"
+    assert (await register(clients, pool_id, secret))["secret"]
     # Updating it with a real provider brings it back, as upstream.
     revived = await root.updateWorkerPool(
         pool_id,
@@ -239,14 +272,33 @@ async def test_deleted_pool_tells_its_workers_to_terminate(clients: Clients) -> 
         },
     )
     assert revived["providerId"] == "static"
-    await register(clients, pool_id, secret, "w2")
+    await register(clients, pool_id, await make_worker(clients, pool_id, "w2"), "w2")
     assert (await root.shouldWorkerTerminate(pool_id, "g1", "w2"))["terminate"] is False
+
+
+@pytest.mark.tclocal_only(
+    "upstream's static provider never asks a worker to terminate; tc-local does after removeWorker "
+    "or deleteWorkerPool, so that a worker's reaction can be tested without a cloud"
+)
+async def test_removed_worker_or_deleted_pool_is_told_to_terminate(clients: Clients) -> None:
+    pool_id, secret = await make_pool(clients)
+    registered = await register(clients, pool_id, secret)
+    manager = clients.make("worker-manager", {**registered["credentials"]})
+    assert await manager.shouldWorkerTerminate(pool_id, "g1", "w1") == {"terminate": False, "reason": "none"}
+    await manager.removeWorker(pool_id, "g1", "w1")
+    answer = await manager.shouldWorkerTerminate(pool_id, "g1", "w1")
+    assert answer["terminate"] is True and "removed" in answer["reason"]
+    other = await register(clients, pool_id, await make_worker(clients, pool_id, "w2"), "w2")
+    await clients.make("worker-manager").deleteWorkerPool(pool_id)
+    as_other = clients.make("worker-manager", {**other["credentials"]})
+    answer = await as_other.shouldWorkerTerminate(pool_id, "g1", "w2")
+    assert answer == {"terminate": True, "reason": f"worker pool {pool_id} was deleted"}
 
 
 async def test_worker_endpoints_need_their_scopes(tc: Deployment, clients: Clients) -> None:
     pool_id, secret = await make_pool(clients)
     registered = await register(clients, pool_id, secret)
-    other = await register(clients, pool_id, secret, "w2")
+    other = await register(clients, pool_id, await make_worker(clients, pool_id, "w2"), "w2")
     as_other = clients.make("worker-manager", {**other["credentials"]})
     await refused(as_other.shouldWorkerTerminate(pool_id, "g1", "w1"), 403, "InsufficientScopes")
     await refused(as_other.removeWorker(pool_id, "g1", "w1"), 403, "InsufficientScopes")
@@ -261,13 +313,16 @@ async def test_worker_endpoints_need_their_scopes(tc: Deployment, clients: Clien
     reader = clients.make("worker-manager", {"clientId": client_id, "accessToken": token})
     assert (await reader.worker(pool_id, "g1", "w1"))["workerId"] == "w1"
     assert len((await reader.listWorkersForWorkerPool(pool_id))["workers"]) == 2
-    await refused(reader.removeWorker(pool_id, "g1", "w1"), 403)
+    await refused(reader.removeWorker(pool_id, "g1", "w1"), 403, "InsufficientScopes")
     assert registered["credentials"]["clientId"].endswith("/g1/w1")
 
 
 async def test_worker_url_parameters_are_checked(clients: Clients) -> None:
     root = clients.make("worker-manager")
     await refused(root.worker("no-slash", "g1", "w1"), 400, "InvalidRequestArguments")
+    # Scopes first when the URL gives them, as upstream's middleware: 403, not 400.
+    anonymous = clients.make("worker-manager", None)
+    await refused(anonymous.removeWorker("no-slash", "g1", "w1"), 403, "InsufficientScopes")
     await refused(root.worker("tc-local/Upper", "g1", "w1"), 400, "InvalidRequestArguments")
     await refused(root.shouldWorkerTerminate("tc-local/wt", "g1", "w.1"), 400, "InvalidRequestArguments")
     await refused(root.workerPool("a/b/c"), 400, "InvalidRequestArguments")

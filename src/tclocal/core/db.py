@@ -140,6 +140,7 @@ CREATE TABLE IF NOT EXISTS workers (
     expires REAL NOT NULL,
     secret_hash TEXT NOT NULL,
     terminate_reason TEXT,
+    static_secret TEXT,
     PRIMARY KEY (worker_pool_id, worker_group, worker_id)
 );
 CREATE INDEX IF NOT EXISTS workers_expires ON workers (expires);
@@ -157,6 +158,18 @@ CREATE INDEX IF NOT EXISTS worker_pool_errors_pool ON worker_pool_errors (worker
 """
 
 
+# Columns added after a table was first created: (table, column, declaration).
+ADDED_COLUMNS = [("workers", "static_secret", "TEXT")]
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a data directory made by an earlier tc-local up to the current tables."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 class Database:
     """The one SQLite connection, owned by its own thread; `run` executes a transaction there."""
 
@@ -172,6 +185,7 @@ class Database:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
+        _add_missing_columns(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),

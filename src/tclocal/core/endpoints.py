@@ -11,6 +11,7 @@ upstream: a route without scopes never looks at credentials.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -67,23 +68,33 @@ class Endpoint:
     scopes: scopelib.Template | None = None
     input: Validator | None = None
     query: tuple[str, ...] = ()
+    # Upstream's `cleanPayload`: what an error echoes of the request body (a copy is passed).
+    clean_payload: Callable[[Any], Any] | None = None
     pattern: re.Pattern[str] = field(init=False, repr=False)
     route_params: tuple[str, ...] = field(init=False, repr=False)
+    optional_params: frozenset[str] = field(init=False, repr=False)
     auto_authorize: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         params: list[str] = []
+        optional: set[str] = set()
         regex = ""
         # Like express (non-strict routing), a trailing slash is optional.
-        for i, part in enumerate(re.split(r"<(\*?[a-zA-Z]+)>", self.route.rstrip("/"))):
+        # `/<?name>` at the end is optional, as express's `{/:name}` (it is then "").
+        for i, part in enumerate(re.split(r"<([*?]?[a-zA-Z]+)>", self.route.rstrip("/"))):
             if i % 2 == 0:
                 regex += re.escape(part)
                 continue
-            name = part.lstrip("*")
+            name = part.lstrip("*?")
             params.append(name)
+            if part.startswith("?"):
+                optional.add(name)
+                regex = regex.removesuffix("/") + f"(?:/(?P<{name}>[^/]+))?"
+                continue
             regex += f"(?P<{name}>{'.+' if part.startswith('*') else '[^/]+'})"
         object.__setattr__(self, "pattern", re.compile(f"^{regex}/?\\Z"))
         object.__setattr__(self, "route_params", tuple(params))
+        object.__setattr__(self, "optional_params", frozenset(optional))
         needs = scopelib.template_params(self.scopes) if self.scopes is not None else set()
         object.__setattr__(self, "auto_authorize", needs <= set(params))
 
@@ -127,20 +138,20 @@ class Call:
         identity = self.identity()
         if scopelib.satisfies(identity.scopes, expression):
             return
-        missing = scopelib.unsatisfied(identity.scopes, expression)
-        if identity.client_id is None:
-            intro = "This request requires Taskcluster credentials; anonymous callers are missing:"
-        else:
-            intro = (
-                f"Client ID {identity.client_id} does not have sufficient scopes and is "
-                "missing the following scopes:"
+        if identity.client_id is None:  # upstream's text for a caller without credentials
+            raise APIError(
+                "InsufficientScopes",
+                "This request requires Taskcluster credentials that satisfy the following scope "
+                "expression:\n\n```\n{{required}}\n```",
+                required=expression,
             )
         raise APIError(
             "InsufficientScopes",
-            intro + "\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client to "
+            f"Client ID {identity.client_id} does not have sufficient scopes and is missing the "
+            "following scopes:\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client to "
             "satisfy the following scope expression:\n\n```\n{{required}}\n```",
             required=expression,
-            unsatisfied=missing,
+            unsatisfied=scopelib.unsatisfied(identity.scopes, expression),
         )
 
 
@@ -192,7 +203,8 @@ class Service:
                 continue
             found = endpoint.pattern.match(raw_path)
             if found:
-                return endpoint, {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
+                params = found.groupdict()
+                return endpoint, {k: urllib.parse.unquote(v) if v else "" for k, v in params.items()}
         return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -209,22 +221,29 @@ class Service:
             if len(raw_body) > MAX_BODY:
                 raise APIError("InputTooLarge", "Request body is too large")
             call = Call(request, endpoint, params, None, self.authenticator, _full_url(request), raw_body)
+            # Upstream's middleware order: parse the body, authenticate and (when the URL alone
+            # parameterises the scopes) authorize, check URL parameters, validate the body.
             body = _parse_body(endpoint, raw_body)
             call.body = body
-            _check_params(params, self.params)
             if endpoint.auto_authorize:
                 call.authorize(**params)
+            _check_params(params, self.params, endpoint.optional_params)
+            if endpoint.input is not None:
+                endpoint.input.check(body)
             reply = await endpoint.handler(call)
             if endpoint.scopes is not None and not call.authorized:
                 raise RuntimeError(f"{endpoint.name} returned without checking scopes")
         except APIError as err:
             headers = {"WWW-Authenticate": "hawk"} if err.status == 401 else None
-            return json_reply(error_body(err, endpoint.name, params, body), err.status, headers)
+            return json_reply(
+                error_body(err, endpoint.name, params, _echo(endpoint, body)), err.status, headers
+            )
         except Exception:
             incident = slugid.nice()
             log.exception("internal error in %s (incident %s)", endpoint.name, incident)
             internal = APIError("InternalServerError", f"Internal Server Error, incidentId {incident}.")
-            return json_reply(error_body(internal, endpoint.name, params, body), internal.status)
+            echo = _echo(endpoint, body)
+            return json_reply(error_body(internal, endpoint.name, params, echo), internal.status)
         if reply is None:
             return web.Response(status=204)
         if isinstance(reply, web.StreamResponse):
@@ -244,12 +263,22 @@ def _parse_body(endpoint: Endpoint, raw: bytes) -> Any:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError as err:
         raise APIError("MalformedPayload", f"Failed to parse JSON: {err}") from err
-    endpoint.input.check(body)
     return body
 
 
-def _check_params(params: dict[str, str], patterns: Mapping[str, re.Pattern[str]]) -> None:
+def _echo(endpoint: Endpoint, body: Any) -> Any:
+    """The request body as an error shows it: cleaned by the endpoint's `clean_payload`."""
+    if endpoint.clean_payload is None or body is None:
+        return body
+    return endpoint.clean_payload(copy.deepcopy(body))
+
+
+def _check_params(
+    params: dict[str, str], patterns: Mapping[str, re.Pattern[str]], optional: frozenset[str]
+) -> None:
     for name, value in params.items():
+        if not value and name in optional:
+            continue
         pattern = patterns.get(name)
         if pattern is not None and not ecma_regex(pattern.pattern).search(value):
             raise APIError(

@@ -50,23 +50,16 @@ def _fill(message: str, details: dict[str, Any]) -> str:
     return message
 
 
-SECRET_KEYS = frozenset(
-    {"accesstoken", "secret", "staticsecret", "workeridentityproof", "credentials", "certificate", "token"}
-)
-"""Request fields never echoed back in an error (upstream's per-endpoint `cleanPayload`, generalised)."""
-
-
-def redacted(payload: Any) -> Any:
-    """The payload with the values of secret-looking fields replaced, for error bodies."""
-    if isinstance(payload, dict):
-        return {k: "*****" if str(k).lower() in SECRET_KEYS else redacted(v) for k, v in payload.items()}
-    if isinstance(payload, list):
-        return [redacted(v) for v in payload]
-    return payload
+OMITTED = "(OMITTED)"
+"""What upstream's `cleanPayload` functions put in place of a secret in an error's `requestInfo`."""
 
 
 def error_body(err: APIError, method: str, params: dict[str, str], payload: Any) -> dict[str, Any]:
-    """Build upstream's error JSON: `{code, message, requestInfo: {method, params, payload, time}}`."""
+    """Build upstream's error JSON: `{code, message, requestInfo: {method, params, payload, time}}`.
+
+    `payload` is echoed as given: an endpoint whose body holds a secret cleans it first (its
+    `clean_payload`, as upstream's per-endpoint `cleanPayload`).
+    """
     time = to_iso(now())
     message = _fill(err.message, err.details) + "\n".join(
         [
@@ -80,5 +73,5 @@ def error_body(err: APIError, method: str, params: dict[str, str], payload: Any)
     return {
         "code": err.code,
         "message": message,
-        "requestInfo": {"method": method, "params": params, "payload": redacted(payload), "time": time},
+        "requestInfo": {"method": method, "params": params, "payload": payload, "time": time},
     }

@@ -111,7 +111,7 @@ class IndexService:
             Endpoint(
                 "listNamespaces",
                 "GET",
-                "/namespaces/<namespace>",
+                "/namespaces/<?namespace>",
                 self.list_namespaces,
                 "index:list-namespaces:<namespace>",
                 query=page,
@@ -119,7 +119,7 @@ class IndexService:
             Endpoint(
                 "listTasks",
                 "GET",
-                "/tasks/<namespace>",
+                "/tasks/<?namespace>",
                 self.list_tasks,
                 "index:list-tasks:<namespace>",
                 query=page,

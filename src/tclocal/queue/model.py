@@ -92,7 +92,8 @@ def _check_times(definition: dict[str, Any], current: float) -> None:
     if created > current + DRIFT:
         raise APIError("InputError", "`created` cannot be in the future (max 15min drift)")
     if created > deadline:
-        raise APIError("InputError", "`deadline` cannot be earlier than `created`")
+        # (sic: upstream's text, the words swapped)
+        raise APIError("InputError", "`deadline` cannot be later than `created`")
     if deadline < current:
         raise APIError("InputError", "`deadline` cannot be in the past")
     if deadline - current > MAX_DEADLINE + DRIFT:

@@ -124,7 +124,8 @@ def insert_task(
                 f"taskId `{task_id}` already used by another task.\n"
                 "This could be the result of faulty idempotency!",
             )
-        return existing, None
+        # As upstream, a retry checks the dependencies again (and answers 400 while one is missing).
+        return existing, _check_dependencies(conn, task_id, definition)[1]
     group = conn.execute(
         "SELECT scheduler_id FROM task_groups WHERE task_group_id = ?", (definition["taskGroupId"],)
     ).fetchone()

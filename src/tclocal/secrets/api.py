@@ -8,7 +8,7 @@ from typing import Any
 
 from tclocal.context import Context
 from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints, page_args
-from tclocal.core.errors import APIError
+from tclocal.core.errors import OMITTED, APIError
 from tclocal.core.timestamps import now, parse_iso, to_iso
 from tclocal.core.validation import DATE_TIME, Validator, obj
 
@@ -72,7 +72,15 @@ class SecretsService:
         """The endpoint table."""
         return [
             *health_endpoints(),
-            Endpoint("set", "PUT", "/secret/<*name>", self.set_secret, "secrets:set:<name>", SECRET),
+            Endpoint(
+                "set",
+                "PUT",
+                "/secret/<*name>",
+                self.set_secret,
+                "secrets:set:<name>",
+                SECRET,
+                clean_payload=_clean_secret,
+            ),
             Endpoint("remove", "DELETE", "/secret/<*name>", self.remove_secret, "secrets:set:<name>"),
             Endpoint("get", "GET", "/secret/<*name>", self.get_secret, "secrets:get:<name>"),
             Endpoint(
@@ -84,3 +92,10 @@ class SecretsService:
                 query=("continuationToken", "limit"),
             ),
         ]
+
+
+def _clean_secret(payload: Any) -> Any:
+    """What an error shows of a `set` body: the secret omitted, as upstream's cleanPayload."""
+    if isinstance(payload, dict):
+        payload["secret"] = OMITTED
+    return payload

@@ -17,15 +17,17 @@ import slugid
 
 from tclocal.context import Context
 from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints, page_args
-from tclocal.core.errors import APIError
+from tclocal.core.errors import OMITTED, APIError
 from tclocal.core.timestamps import now, to_iso
 from tclocal.worker_manager import store
 from tclocal.worker_manager.schemas import (
+    CREATE_WORKER,
     CREATE_WORKER_POOL,
     POOL_CONFIG,
     REGISTER_WORKER,
     REPORT_WORKER_ERROR,
     REREGISTER_WORKER,
+    STATIC_CONFIG,
     UPDATE_WORKER_POOL,
 )
 
@@ -57,7 +59,7 @@ def _page(call: Call) -> tuple[int, int]:
     """Offset and limit from `continuationToken` (an offset, as upstream's paginateResults) and `limit`."""
     token, limit = page_args(call)
     if token and not token.isdigit():
-        raise APIError("InvalidRequestArguments", "`continuationToken` is not valid")
+        raise APIError("InputError", "Invalid continuation token", token=token)  # as paginateResults
     return int(token or 0), limit
 
 
@@ -80,7 +82,7 @@ class WorkerManagerService:
     async def _write_pool(self, call: Call, write: PoolWrite) -> Reply:
         pool_id, body = call.params["workerPoolId"], call.body
         call.authorize(workerPoolId=pool_id, providerId=body["providerId"])
-        POOL_CONFIG.check(body)
+        (STATIC_CONFIG if body["providerId"] == "static" else POOL_CONFIG).check(body)
         current = now()
         return await self.ctx.db.run(lambda c: write(c, pool_id, body, current))
 
@@ -115,8 +117,18 @@ class WorkerManagerService:
         name = f"worker/{provider_id}/{pool_id}/{group}/{worker_id}"
         return self.ctx.temporary_credentials(name, worker_scopes(pool_id, group, worker_id), expires)
 
+    async def create_worker(self, call: Call) -> Reply:
+        """Handle `createWorker`: a static worker with its own secret, running until `expires`."""
+        key, body, current = self._worker_key(call), call.body, now()
+        return await self.ctx.db.run(lambda c: store.create_worker(c, key, body, current))
+
+    async def update_worker(self, call: Call) -> Reply:
+        """Handle `updateWorker`: a static worker's expires, capacity and secret."""
+        key, body, current = self._worker_key(call), call.body, now()
+        return await self.ctx.db.run(lambda c: store.update_worker(c, key, body, current))
+
     async def register_worker(self, call: Call) -> Reply:
-        """Handle `registerWorker`: no scopes; the pool's static secret is the proof."""
+        """Handle `registerWorker`: no scopes; the worker's static secret is the proof."""
         body, secret, current = call.body, slugid.nice() + slugid.nice(), now()
         config, expires = await self.ctx.db.run(lambda c: store.register(c, body, secret, current))
         return {
@@ -262,6 +274,24 @@ class WorkerManagerService:
             ),
             Endpoint("worker", "GET", WORKER, self.worker, f"worker-manager:get-worker:{WORKER_SCOPE}"),
             Endpoint(
+                "createWorker",
+                "PUT",
+                WORKER,
+                self.create_worker,
+                f"worker-manager:create-worker:{WORKER_SCOPE}",
+                CREATE_WORKER,
+                clean_payload=_clean_provider_info,
+            ),
+            Endpoint(
+                "updateWorker",
+                "POST",
+                WORKER,
+                self.update_worker,
+                f"worker-manager:update-worker:{WORKER_SCOPE}",
+                CREATE_WORKER,
+                clean_payload=_clean_provider_info,
+            ),
+            Endpoint(
                 "removeWorker",
                 "DELETE",
                 WORKER,
@@ -285,7 +315,13 @@ class WorkerManagerService:
                 query=(*PAGE, "launchConfigId", "state"),
             ),
             Endpoint(
-                "registerWorker", "POST", "/worker/register", self.register_worker, None, REGISTER_WORKER
+                "registerWorker",
+                "POST",
+                "/worker/register",
+                self.register_worker,
+                None,
+                REGISTER_WORKER,
+                clean_payload=_omitted,
             ),
             Endpoint(
                 "reregisterWorker",
@@ -294,5 +330,19 @@ class WorkerManagerService:
                 self.reregister_worker,
                 f"worker-manager:reregister-worker:{WORKER_SCOPE}",
                 REREGISTER_WORKER,
+                clean_payload=_omitted,
             ),
         ]
+
+
+def _omitted(payload: Any) -> Any:
+    """register/reregister: an error shows none of the body, as upstream's cleanPayload."""
+    return OMITTED
+
+
+def _clean_provider_info(payload: Any) -> Any:
+    """createWorker/updateWorker: an error shows the body without the worker's static secret."""
+    info = payload.get("providerInfo") if isinstance(payload, dict) else None
+    if isinstance(info, dict) and info.get("staticSecret"):
+        info["staticSecret"] = OMITTED
+    return payload

@@ -84,24 +84,49 @@ REPORT_WORKER_ERROR = Validator(
 
 _LIFECYCLE = {
     "type": "object",
-    "properties": {"reregistrationTimeout": {"type": "integer", "minimum": 0, "maximum": 2592000}},
+    # Upstream's worker-lifecycle.yml: a maximum, no minimum.
+    "properties": {"reregistrationTimeout": {"type": "integer", "maximum": 2592000}},
+    "additionalProperties": False,
 }
 
-# What tc-local reads from a pool's `config` (checked on the whole request body, so problems
-# are reported as `config/...`). Anything else in `config` is kept and ignored, as it would be
-# for a provider type tc-local does not run.
+# A `static` pool's config: upstream's config-static.yml (checked on the whole request body, so
+# problems are reported as `config/...`). A static worker's secret is the worker's own, given
+# to createWorker; the pool holds none.
+STATIC_CONFIG = Validator(
+    {
+        "type": "object",
+        "properties": {
+            "config": {
+                "type": "object",
+                "properties": {"lifecycle": _LIFECYCLE, "workerConfig": {"type": "object"}},
+                "additionalProperties": False,
+            }
+        },
+    }
+)
+
+# What tc-local reads from the config of a pool with any other providerId (it treats every pool
+# as static): anything else in `config` is kept and ignored, as for a provider tc-local does not run.
 POOL_CONFIG = Validator(
     {
         "type": "object",
         "properties": {
             "config": {
                 "type": "object",
-                "properties": {
-                    "staticSecret": {"type": "string", "pattern": SECRET},
-                    "workerConfig": {"type": "object"},
-                    "lifecycle": _LIFECYCLE,
-                },
+                "properties": {"workerConfig": {"type": "object"}, "lifecycle": _LIFECYCLE},
             }
         },
     }
+)
+
+# createWorker and updateWorker: upstream's create-worker-request.yml.
+CREATE_WORKER = Validator(
+    obj(
+        ["expires"],
+        expires=DATE_TIME,
+        capacity={"type": "integer", "minimum": 1},
+        providerInfo={
+            "oneOf": [obj(["staticSecret"], staticSecret={"type": "string", "pattern": SECRET})],
+        },
+    )
 )

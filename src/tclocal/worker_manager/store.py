@@ -1,11 +1,12 @@
 """worker-manager's SQL: worker pools, the workers that registered with them, and their errors.
 
 tc-local has no cloud, so every pool behaves as upstream's `static` provider type whatever its
-`providerId`: nothing is ever provisioned, and a worker exists once it has registered (with
-the pool's `config.staticSecret`). Deleting a pool sets its provider to `null-provider`, as
-upstream does, and tells its workers to stop. What has expired (workers a day after their last
-credentials, errors after 7 days, deleted pools without workers) is pruned by the writes below.
-Every function runs inside one database transaction and raises `APIError` to roll it back.
+`providerId`: nothing is ever provisioned. As upstream, a static worker is created with
+`createWorker` (its own `providerInfo.staticSecret` and `expires`) and then registers with that
+secret. Deleting a pool sets its provider to `null-provider`, as upstream does; its workers stay
+until they expire. What has expired (workers past their `expires`, errors after 7 days, deleted
+pools without workers) is pruned by the writes below. Every function runs inside one database
+transaction and raises `APIError` to roll it back.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import sqlite3
 from typing import Any
 
 from tclocal.core.errors import APIError
-from tclocal.core.timestamps import to_iso
+from tclocal.core.timestamps import parse_iso, to_iso
 
 NULL_PROVIDER = "null-provider"
 DEFAULT_REREGISTRATION = 96 * 3600.0  # upstream's static provider default
-WORKER_GRACE = 24 * 3600.0  # a worker's record outlives its last credentials by this much
 ERROR_RETENTION = 7 * 24 * 3600.0  # upstream's workerPoolErrorRetentionDays
 STATES = ("requested", "running", "stopping", "stopped")
 
@@ -143,17 +143,12 @@ def update_pool(
 
 
 def delete_pool(conn: sqlite3.Connection, pool_id: str, current: float) -> dict[str, Any]:
-    """Mark a pool deleted (provider `null-provider`) and tell its running workers to stop."""
+    """Mark a pool deleted (provider `null-provider`); its static workers stay until they expire."""
     row = _pool_row(conn, pool_id)
     if row is None:
         raise APIError("ResourceNotFound", "Worker pool does not exist")
     _set_provider(conn, row, NULL_PROVIDER)
     conn.execute("UPDATE worker_pools SET last_modified = ? WHERE worker_pool_id = ?", (current, pool_id))
-    conn.execute(
-        "UPDATE workers SET state = 'stopping', last_modified = ?, terminate_reason = ? "
-        "WHERE worker_pool_id = ? AND state IN ('requested', 'running')",
-        (current, f"worker pool {pool_id} was deleted", pool_id),
-    )
     return get_pool(conn, pool_id)
 
 
@@ -200,22 +195,96 @@ def get_worker(conn: sqlite3.Connection, pool_id: str, group: str, worker_id: st
     return row
 
 
-def _check_proof(pool: sqlite3.Row, body: dict[str, Any]) -> dict[str, Any]:
-    """The pool's config once the registration proves itself with the pool's static secret."""
-    pool_id = pool["worker_pool_id"]
-    provider = body["providerId"]
+def _provider_exists(conn: sqlite3.Connection, provider_id: str) -> bool:
+    """tc-local's providers: `static`, and any providerId a pool was given (all run as static)."""
+    if provider_id == "static":
+        return True
+    row = conn.execute("SELECT 1 FROM worker_pools WHERE provider_id = ? LIMIT 1", (provider_id,)).fetchone()
+    return row is not None
+
+
+def create_worker(
+    conn: sqlite3.Connection, key: tuple[str, str, str], body: dict[str, Any], current: float
+) -> dict[str, Any]:
+    """Handle `createWorker` as upstream's static provider: idempotent for the same secret."""
+    pool_id, group, worker_id = key
+    pool = _pool_row(conn, pool_id)
+    if pool is None:
+        raise APIError("ResourceNotFound", f"Worker pool {pool_id} does not exist")
+    expires = parse_iso(body["expires"])
+    if expires < current:
+        raise APIError("InputError", "worker.expires must be in the future")
+    if pool["provider_id"] == NULL_PROVIDER:
+        raise APIError("InputError", "not supported for this provider")
+    secret = body.get("providerInfo", {}).get("staticSecret")
+    if secret is None:
+        raise APIError("InputError", "no worker staticSecret provided")
+    existing = _worker_row(conn, *key)
+    if existing is not None:
+        if existing["provider_id"] != pool["provider_id"] or existing["static_secret"] != secret:
+            raise APIError("InputError", "worker already exists")
+        return worker_api(existing)
+    conn.execute(
+        "INSERT INTO workers (worker_pool_id, worker_group, worker_id, provider_id, state, capacity, "
+        "created, last_modified, expires, secret_hash, terminate_reason, static_secret) "
+        "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, '', NULL, ?)",
+        (*key, pool["provider_id"], body.get("capacity", 1), current, current, expires, secret),
+    )
+    return worker_api(get_worker(conn, *key))
+
+
+def update_worker(
+    conn: sqlite3.Connection, key: tuple[str, str, str], body: dict[str, Any], current: float
+) -> dict[str, Any]:
+    """Handle `updateWorker`: new expires (past ones too: expire it now), capacity and secret."""
+    pool_id, group, worker_id = key
+    if _pool_row(conn, pool_id) is None:
+        raise APIError("ResourceNotFound", f"Worker pool {pool_id} does not exist")
+    if _worker_row(conn, *key) is None:
+        raise APIError("ResourceNotFound", f"Worker {pool_id}/{group}/{worker_id} does not exist")
+    conn.execute(
+        "UPDATE workers SET expires = ?, capacity = ?, static_secret = ?, last_modified = ? "
+        "WHERE worker_pool_id = ? AND worker_group = ? AND worker_id = ?",
+        (
+            parse_iso(body["expires"]),
+            body.get("capacity", 1),
+            body.get("providerInfo", {}).get("staticSecret"),
+            current,
+            *key,
+        ),
+    )
+    return worker_api(get_worker(conn, *key))
+
+
+def _registering_worker(conn: sqlite3.Connection, body: dict[str, Any], current: float) -> sqlite3.Row:
+    """The pool's row once a registration passes upstream's checks, in upstream's order."""
+    pool_id, provider = body["workerPoolId"], body["providerId"]
+    group, worker_id = body["workerGroup"], body["workerId"]
+    pool = _pool_row(conn, pool_id)
+    if pool is None:
+        raise APIError("ResourceNotFound", f"Worker pool {pool_id} does not exist")
+    if not _provider_exists(conn, provider):
+        raise APIError("ResourceNotFound", f"Provider {provider} does not exist")
     if provider != pool["provider_id"] and provider not in json.loads(pool["previous_provider_ids"]):
         raise APIError("InputError", f"Worker pool {pool_id} not associated with provider {provider}")
-    config: dict[str, Any] = json.loads(pool["config"])
-    expected = config.get("staticSecret")
+    row = _worker_row(conn, pool_id, group, worker_id)
+    if row is None:
+        raise APIError(
+            "ResourceNotFound", f"Worker {group}/{worker_id} in worker pool {pool_id} does not exist"
+        )
+    if row["expires"] < current:
+        raise APIError("InputError", f"Worker {group}/{worker_id} has expired")
+    if row["provider_id"] != provider:
+        raise APIError("InputError", f"Worker {group}/{worker_id} does not have provider {provider}")
+    if row["state"] != "running":
+        raise APIError("InputError", "worker is not running")
     given = body["workerIdentityProof"].get("staticSecret")
-    if not isinstance(expected, str):
-        raise APIError("InputError", f"Worker pool {pool_id} has no config.staticSecret to register with")
     if not isinstance(given, str):
         raise APIError("InputError", "missing staticSecret in workerIdentityProof")
+    expected = row["static_secret"] or ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise APIError("InputError", "bad staticSecret in workerIdentityProof")
-    return config
+    return pool
 
 
 def credentials_lifetime(config: dict[str, Any]) -> float:
@@ -228,55 +297,46 @@ def credentials_lifetime(config: dict[str, Any]) -> float:
 def register(
     conn: sqlite3.Connection, body: dict[str, Any], secret: str, current: float
 ) -> tuple[dict[str, Any], float]:
-    """Check a registration and record the worker as running; return the pool's config and expiry.
+    """Check a registration (the worker's static secret); return the pool's config and the expiry.
 
-    A worker that registers again (a restart, or after it was removed) starts over as running.
+    The worker may register again (after a restart) as long as it is running; each time it
+    gets a new reregistration secret.
     """
-    prune(conn, current)
-    pool_id = body["workerPoolId"]
-    pool = _pool_row(conn, pool_id)
-    if pool is None or pool["provider_id"] == NULL_PROVIDER:
-        raise APIError("ResourceNotFound", f"Worker pool {pool_id} does not exist")
-    config = _check_proof(pool, body)
-    expires = current + credentials_lifetime(config)
+    # No pruning here: an expired worker answers "has expired" until the expiry job removes it.
+    pool = _registering_worker(conn, body, current)
+    config: dict[str, Any] = json.loads(pool["config"])
     conn.execute(
-        "INSERT OR REPLACE INTO workers (worker_pool_id, worker_group, worker_id, provider_id, state, "
-        "capacity, created, last_modified, expires, secret_hash, terminate_reason) "
-        "VALUES (?, ?, ?, ?, 'running', 1, ?, ?, ?, ?, NULL)",
-        (
-            pool_id,
-            body["workerGroup"],
-            body["workerId"],
-            body["providerId"],
-            current,
-            current,
-            expires + WORKER_GRACE,
-            secret_hash(secret),
-        ),
+        "UPDATE workers SET secret_hash = ? WHERE worker_pool_id = ? AND worker_group = ? AND worker_id = ?",
+        (secret_hash(secret), body["workerPoolId"], body["workerGroup"], body["workerId"]),
     )
-    return config, expires
+    return config, current + credentials_lifetime(config)
 
 
 def reregister(
     conn: sqlite3.Connection, body: dict[str, Any], new_secret: str, current: float
 ) -> tuple[str, float]:
-    """Check a reregistration's secret and store the next one; return the providerId and expiry."""
+    """Check a reregistration's secret and store the next one; return the providerId and expiry.
+
+    As upstream, a static worker's new credentials last 96 hours whatever the pool's
+    `lifecycle` (upstream reads the timeout from provider data a static worker never has).
+    """
     pool_id, group, worker_id = body["workerPoolId"], body["workerGroup"], body["workerId"]
     row = _worker_row(conn, pool_id, group, worker_id)
-    if row is None or not hmac.compare_digest(row["secret_hash"], secret_hash(body["secret"])):
+    if (
+        row is None
+        or not row["secret_hash"]
+        or not hmac.compare_digest(row["secret_hash"], secret_hash(body["secret"]))
+    ):
         raise APIError("InputError", "Could not generate credentials for this secret")
     if row["state"] != "running":
         raise APIError("InputError", f"Worker {group}/{worker_id} is not running")
     if row["expires"] < current:
         raise APIError("InputError", f"Worker {group}/{worker_id} has expired")
-    pool = _pool_row(conn, pool_id)
-    expires = current + credentials_lifetime(json.loads(pool["config"]) if pool else {})
     conn.execute(
-        "UPDATE workers SET secret_hash = ?, expires = ? "
-        "WHERE worker_pool_id = ? AND worker_group = ? AND worker_id = ?",
-        (secret_hash(new_secret), expires + WORKER_GRACE, pool_id, group, worker_id),
+        "UPDATE workers SET secret_hash = ? WHERE worker_pool_id = ? AND worker_group = ? AND worker_id = ?",
+        (secret_hash(new_secret), pool_id, group, worker_id),
     )
-    return row["provider_id"], expires
+    return row["provider_id"], current + DEFAULT_REREGISTRATION
 
 
 def list_workers(
@@ -297,19 +357,27 @@ def list_workers(
 
 
 def remove_worker(conn: sqlite3.Connection, pool_id: str, group: str, worker_id: str, current: float) -> None:
-    """Mark a worker `stopping`; from now on shouldWorkerTerminate tells it to terminate."""
+    """Mark a worker `stopped`, as upstream's static provider does; it cannot register again.
+
+    (tc-local's shouldWorkerTerminate then answers true, see `should_terminate`.)
+    """
     row = get_worker(conn, pool_id, group, worker_id)
     if row["state"] in ("stopping", "stopped"):
         return
     conn.execute(
-        "UPDATE workers SET state = 'stopping', last_modified = ?, terminate_reason = ? "
+        "UPDATE workers SET state = 'stopped', last_modified = ?, terminate_reason = ? "
         "WHERE worker_pool_id = ? AND worker_group = ? AND worker_id = ?",
         (current, "worker was removed (workerManager.removeWorker)", pool_id, group, worker_id),
     )
 
 
 def should_terminate(conn: sqlite3.Connection, pool_id: str, group: str, worker_id: str) -> dict[str, Any]:
-    """`{terminate, reason}`: true once the worker was removed or its pool deleted."""
+    """`{terminate, reason}`: true once the worker was removed or its pool deleted.
+
+    A deliberate difference: upstream's static provider never asks a worker to terminate (only
+    its worker scanner decides that, for cloud pools over capacity). tc-local answers true for a
+    removed worker or a deleted pool, so that a worker's reaction can be tested without a cloud.
+    """
     row = get_worker(conn, pool_id, group, worker_id)
     if row["state"] != "running":
         return {"terminate": True, "reason": row["terminate_reason"] or f"worker is {row['state']}"}
