@@ -7,10 +7,15 @@ artifacts (logs, chain of trust, live-log reference and link).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from generic_worker.artifacts.transfer import FileSource
 
 
 class ErrorReason(StrEnum):
@@ -28,6 +33,8 @@ class FileArtifact:
 
     `content_encoding` is "gzip" (compressed for the transfer, served with `Content-Encoding: gzip`)
     or "identity". `optional`: an upload failure is only a warning (upstream behaviour).
+    `precompressed`, for gzip: gives the gzip copy already made while the file was written (the
+    backing log), so the upload does not compress it again; None from it means "compress it now".
     """
 
     name: str
@@ -36,6 +43,9 @@ class FileArtifact:
     content_type: str
     content_encoding: str
     optional: bool = False
+    precompressed: Callable[[], Awaitable[FileSource | None]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ the upload) read the file itself, so a slow reader can never slow the task or gr
 the file is the buffer. `wait_beyond()` lets async readers follow it as it grows.
 
 Writes go to the page cache with `os.write` on an O_APPEND descriptor; they do not block in
-practice, which is why lines are written straight from the event loop.
+practice, which is why lines are written straight from the event loop. Command output may
+instead arrive through `splice_from` (Linux `splice(2)`, pipe to file inside the kernel), on a
+second descriptor without O_APPEND (splice refuses those), at the offset the log has reached.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TaskLog:
         self._thread = threading.get_ident()
         self._changed = asyncio.Event()
         self._wake_pending = False
+        self._splice_fd: int | None = None
+        self._splice_broken = not hasattr(os, "splice")
 
     @property
     def size(self) -> int:
@@ -54,10 +58,43 @@ class TaskLog:
                 written = os.write(self._fd, view)
                 view = view[written:]
             self._size += len(data)
-            wake = not self._wake_pending
-            self._wake_pending = True
+            wake = self._grown()
         if wake:
             self._notify()
+
+    def splice_from(self, pipe_fd: int, limit: int) -> int | None:
+        """Move up to `limit` bytes from the non-blocking pipe `pipe_fd` to the end of the log.
+
+        Thread-safe, for the process pumps. Returns the count (0 at the pipe's EOF), raises
+        BlockingIOError when the pipe is empty, and returns None when the bytes must go through
+        `write` instead: closed, no splice(2), or any error (which `write` then handles).
+        """
+        if self._splice_broken:
+            return None
+        with self._lock:
+            if self._fd is None:
+                return None
+            try:
+                if self._splice_fd is None:
+                    self._splice_fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+                # Offset given explicitly: serialised by the lock, it is where an append would go.
+                moved = os.splice(pipe_fd, self._splice_fd, limit, offset_dst=self._size)
+            except BlockingIOError:
+                raise
+            except OSError:
+                self._splice_broken = True  # ENOSPC, EINVAL (filesystem)...: write() decides
+                return None
+            self._size += moved
+            wake = moved > 0 and self._grown()
+        if wake:
+            self._notify()
+        return moved
+
+    def _grown(self) -> bool:
+        """Under the lock, after the size grew: whether this writer must wake the readers."""
+        wake = not self._wake_pending
+        self._wake_pending = True
+        return wake
 
     def _notify(self) -> None:
         if threading.get_ident() == self._thread:
@@ -104,6 +141,9 @@ class TaskLog:
         """Close the file; later writes are dropped and waiting readers are released."""
         with self._lock:
             fd, self._fd = self._fd, None
+            splice_fd, self._splice_fd = self._splice_fd, None
+        if splice_fd is not None:
+            os.close(splice_fd)
         if fd is not None:
             os.close(fd)
             self._notify()

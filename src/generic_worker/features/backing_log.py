@@ -3,17 +3,23 @@
 First in the feature list, so its stop runs last: the uploaded log holds every other feature's
 lines, the commands' output and the `[taskcluster:error]` lines, and is uploaded before the
 resolution is reported (also for malformed payloads).
+
+The gzip copy that is uploaded is made while the task writes the log (`artifacts.LogGzip`, on
+idle CPU), so at the end only the last few MiB remain to compress and the upload starts at once.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from generic_worker.artifacts import FileArtifact
+from generic_worker.artifacts import FileArtifact, LogGzip
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors
 from generic_worker.payload.model import DEFAULT_BACKING_LOG_NAME
+
+log = logging.getLogger(__name__)
 
 LOG_CONTENT_TYPE = "text/plain; charset=utf-8"
 
@@ -39,21 +45,33 @@ class _BackingLog(TaskFeatureBase):
         logs = task.payload.get("logs")
         name = logs.get("backing") if isinstance(logs, dict) else None
         self.name = name if isinstance(name, str) and name else DEFAULT_BACKING_LOG_NAME
+        self.gzip: LogGzip | None = None
 
     def reserved_artifacts(self) -> Sequence[str]:
         return (self.name,)
 
     async def start(self) -> None:
+        try:
+            self.gzip = LogGzip(self.task.log)
+        except OSError as err:  # no room for the copy: the upload compresses the log at the end
+            log.warning("task %s: no early compression of the log: %s", self.task.task_id, err)
+        else:
+            self.gzip.start()
         self.task.log_artifact = FileArtifact(
             name=self.name,
             path=self.task.log.path,
             expires=self.task.expires,
             content_type=LOG_CONTENT_TYPE,
             content_encoding="gzip",
+            precompressed=self.gzip.finish if self.gzip is not None else None,
         )
 
     async def stop(self, errors: ExecutionErrors) -> None:
         self.task.log_errors()
         self.task.log.close()
-        if self.task.log_artifact is not None:
-            errors.add(await self.task.publish(self.task.log_artifact))
+        try:
+            if self.task.log_artifact is not None:
+                errors.add(await self.task.publish(self.task.log_artifact))
+        finally:
+            if self.gzip is not None:
+                await self.gzip.aclose()

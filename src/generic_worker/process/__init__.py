@@ -4,6 +4,7 @@ The engine describes a command (`Command`, optionally as a `TaskUser`), runs it 
 `TaskProcesses` (output streamed into an `OutputSink`, a `Result` back) and at task end calls
 `kill_all()`, which guarantees that nothing the task started survives it. `run_capture` runs the
 worker's own short helper commands. `enable_subreaper` is called once at worker start.
+`make_current_thread_idle` puts a worker thread at idle CPU priority (background compression).
 
 Only the platform choice lives here; the implementation is in `_posix` (Linux and macOS).
 Windows is out of scope (TARGET.md §13).
@@ -13,7 +14,15 @@ from __future__ import annotations
 
 import sys
 
-from .model import CapturedResult, Command, OutputSink, Result, TaskUser, describe_signal
+from .model import (
+    CapturedResult,
+    Command,
+    OutputSink,
+    Result,
+    SplicingSink,
+    TaskUser,
+    describe_signal,
+)
 
 if sys.platform == "win32":  # pragma: no cover - no Windows layer yet
     raise ImportError("generic_worker.process supports Linux and macOS only")
@@ -22,6 +31,7 @@ from ._posix import (  # noqa: E402 - after the platform check on purpose
     TaskProcesses,
     enable_subreaper,
     is_subreaper,
+    make_current_thread_idle,
     reap_orphans,
     run_capture,
 )
@@ -31,11 +41,13 @@ __all__ = [
     "Command",
     "OutputSink",
     "Result",
+    "SplicingSink",
     "TaskProcesses",
     "TaskUser",
     "describe_signal",
     "enable_subreaper",
     "is_subreaper",
+    "make_current_thread_idle",
     "reap_orphans",
     "run_capture",
 ]
