@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 from generic_worker.artifacts.compression import (
@@ -61,13 +61,20 @@ class LogGzip:
     """Compresses `log` into a gzip copy as it grows; `finish()` once it is closed.
 
     Create it (and `start()` it) on the event loop right after the log is opened; call
-    `aclose()` when the copy is no longer needed.
+    `aclose()` when the copy is no longer needed. `executor` runs the early compression
+    (default: the worker's idle-priority thread).
     """
 
     def __init__(
-        self, task_log: TaskLog, *, level: int = DEFAULT_LEVEL, temp_dir: Path | None = None
+        self,
+        task_log: TaskLog,
+        *,
+        level: int = DEFAULT_LEVEL,
+        temp_dir: Path | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._log = task_log
+        self._executor = executor
         self._member = GzipMember(level)
         self._lock = threading.Lock()  # guards _done, _member, _abandoned and the copy's writes
         self._done = 0  # log bytes compressed into the copy so far (a multiple of BLOCK)
@@ -96,7 +103,7 @@ class LogGzip:
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
-        pool = idle_pool()
+        pool = self._executor or idle_pool()
         while self.error is None and not self._log.closed:
             whole = self._log.size // BLOCK * BLOCK
             if whole > self._done:
