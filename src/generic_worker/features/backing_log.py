@@ -51,12 +51,14 @@ class _BackingLog(TaskFeatureBase):
         return (self.name,)
 
     async def start(self) -> None:
-        try:
-            self.gzip = LogGzip(self.task.log)
-        except OSError as err:  # no room for the copy: the upload compresses the log at the end
-            log.warning("task %s: no early compression of the log: %s", self.task.task_id, err)
-        else:
-            self.gzip.start()
+        # Object artifacts are stored identity-encoded: no gzip copy is needed then.
+        if not self.task.config.create_object_artifacts:
+            try:
+                self.gzip = LogGzip(self.task.log)
+            except OSError as err:  # no room for the copy: the upload compresses at the end
+                log.warning("task %s: no early compression of the log: %s", self.task.task_id, err)
+            else:
+                self.gzip.start()
         self.task.log_artifact = FileArtifact(
             name=self.name,
             path=self.task.log.path,
