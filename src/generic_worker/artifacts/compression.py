@@ -3,18 +3,12 @@
 Presigned S3 PUTs need a Content-Length, so a gzip-encoded artifact is compressed into a
 temporary file first. The deflate is Intel's ISA-L (`isal`), about 400 MB/s per core on log
 text against zlib's 30 MB/s at level 6, for a 5 % larger output (docs/compression.md has the
-measurements); it writes standard gzip that every reader accepts. Work is spread over cores:
-- the input is cut into 1 MiB blocks, each compressed as raw deflate on a shared pool of one
-  thread per CPU (ISA-L releases the GIL), primed with the last 32 KiB of the previous block as
-  dictionary so the ratio stays that of one stream;
-- every block but the last ends with a sync flush (byte-aligned, not final), the last one with
-  the final bit, so the concatenation is ONE valid deflate stream inside one gzip member (header
-  with mtime 0 and no name, CRC-32 and size trailer) that any gzip reader accepts;
-- at most two blocks per worker are in flight and results are written in order, so memory is a
-  few MiB whatever the file size, and the pool bounds CPU use across parallel uploads.
-
-`GzipMember` is the running state of such a member, so a file that is still growing (the
-backing log, see `log_gzip.py`) can be compressed piece by piece and finished later.
+measurements); it writes standard gzip that every reader accepts. The input is cut into 1 MiB
+blocks (the scheme of `generic_worker.deflate`), each compressed on a shared pool of one thread
+per CPU (ISA-L releases the GIL); at most two blocks per thread are in flight and results are
+written in order, so memory is a few MiB whatever the file size, and the pool bounds CPU use
+across parallel uploads. `deflate_range` can also finish a member that was begun elsewhere (the
+backing log's, see `log_gzip.py`).
 
 The temporary file is unlinked as soon as it is created: it disappears with its descriptor, even
 if the worker is killed.
@@ -24,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import tempfile
 import threading
 from collections import deque
@@ -32,19 +25,21 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
-from isal import isal_zlib
+from generic_worker.artifacts.transfer import FileSource
+from generic_worker.deflate import BLOCK, DEFAULT_LEVEL, GZIP_HEADER, GzipMember
 
-from generic_worker.artifacts.transfer import CHUNK, FileSource
-
-BLOCK = CHUNK
-WINDOW = 32 * 1024
-"""deflate's history: the dictionary each block is primed with."""
-
-GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
-"""Magic, deflate, no flags, mtime 0, no extra flags, OS Unix."""
-
-DEFAULT_LEVEL = 1
-"""ISA-L's levels are 0-3; 1 is its fastest real compression and the measured best trade-off."""
+__all__ = [
+    "BLOCK",
+    "DEFAULT_LEVEL",
+    "GZIP_HEADER",
+    "GzipMember",
+    "anonymous_file",
+    "compression_pool",
+    "deflate_range",
+    "gzip_copy",
+    "gzip_stream",
+    "write_all",
+]
 
 WORKERS = os.cpu_count() or 1
 """Compression threads: one per CPU."""
@@ -60,42 +55,6 @@ def compression_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="artifact-gzip")
         return _pool
-
-
-def deflate_block(level: int, data: bytes, dictionary: bytes, last: bool) -> bytes:
-    """One raw deflate piece of the stream: sync-flushed, or final when `last`."""
-    if dictionary:
-        compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15, zdict=dictionary)
-    else:
-        compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
-    end = isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH
-    return compressor.compress(data) + compressor.flush(end)
-
-
-class GzipMember:
-    """The running state of one gzip member built from blocks: CRC, length, dictionary.
-
-    Blocks must be `take`n in input order; each `take` returns the job that compresses the
-    block (to run in any thread). The member is complete after a `last` block and `trailer()`.
-    """
-
-    def __init__(self, level: int) -> None:
-        self.level = level
-        self.crc = 0
-        self.size = 0
-        self._previous = b""
-
-    def take(self, data: bytes, last: bool) -> Callable[[], bytes]:
-        """Account for the next block of input; the job that deflates it."""
-        self.crc = isal_zlib.crc32(data, self.crc)
-        self.size += len(data)
-        dictionary, self._previous = self._previous, bytes(data[-WINDOW:])
-        level = self.level
-        return lambda: deflate_block(level, data, dictionary, last)
-
-    def trailer(self) -> bytes:
-        """CRC-32 and length (mod 2^32) of everything taken."""
-        return struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)
 
 
 def deflate_range(

@@ -4,7 +4,8 @@ The engine describes a command (`Command`, optionally as a `TaskUser`), runs it 
 `TaskProcesses` (output streamed into an `OutputSink`, a `Result` back) and at task end calls
 `kill_all()`, which guarantees that nothing the task started survives it. `run_capture` runs the
 worker's own short helper commands. `enable_subreaper` is called once at worker start.
-`make_current_thread_idle` puts a worker thread at idle CPU priority (background compression).
+`IdleHelper` runs one of the worker's own helper programs at idle CPU priority (the log
+compressor).
 
 Only the platform choice lives here; the implementation is in `_posix` (Linux and macOS).
 Windows is out of scope (TARGET.md §13).
@@ -28,16 +29,17 @@ if sys.platform == "win32":  # pragma: no cover - no Windows layer yet
     raise ImportError("generic_worker.process supports Linux and macOS only")
 
 from ._posix import (  # noqa: E402 - after the platform check on purpose
+    IdleHelper,
     TaskProcesses,
     enable_subreaper,
     is_subreaper,
-    make_current_thread_idle,
     reap_orphans,
     run_capture,
 )
 
 __all__ = [
     "CapturedResult",
+    "IdleHelper",
     "Command",
     "OutputSink",
     "Result",
@@ -47,7 +49,6 @@ __all__ = [
     "describe_signal",
     "enable_subreaper",
     "is_subreaper",
-    "make_current_thread_idle",
     "reap_orphans",
     "run_capture",
 ]

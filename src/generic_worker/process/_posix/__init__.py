@@ -8,16 +8,16 @@ place of the subreaper (see `sweep` for what that cannot catch).
 from __future__ import annotations
 
 from .capture import run_capture
-from .priority import make_current_thread_idle
+from .helper import IdleHelper
 from .subreaper import enable_subreaper, is_subreaper
 from .sweep import reap_orphans
 from .tasks import TaskProcesses
 
 __all__ = [
+    "IdleHelper",
     "TaskProcesses",
     "enable_subreaper",
     "is_subreaper",
-    "make_current_thread_idle",
     "reap_orphans",
     "run_capture",
 ]
