@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -137,16 +138,19 @@ async def worker_round(
     task = trivial_task(WORKER_TYPE, ["/bin/sh", "-c", task_script(mib)], "log")
     task["payload"]["maxRunTime"] = 600
     await queue.createTask(task_id, task)
-    worker = await asyncio.create_subprocess_exec(
-        str(SCRIPT), "run", "--config", str(tmp / "gw.json"), cwd=tmp, stderr=asyncio.subprocess.DEVNULL
-    )
-    peak = 0
-    while worker.returncode is None:
-        peak = max(peak, peak_rss_kib(worker.pid))
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.wait()), 0.02)
-        except TimeoutError:
-            continue
+    worker_log = tmp / "worker.log"
+    with worker_log.open("wb") as stderr:
+        worker = await asyncio.create_subprocess_exec(
+            str(SCRIPT), "run", "--config", str(tmp / "gw.json"), cwd=tmp, stderr=stderr
+        )
+        peak = 0
+        while worker.returncode is None:
+            peak = max(peak, peak_rss_kib(worker.pid))
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.wait()), 0.02)
+            except TimeoutError:
+                continue
+    early = re.search(r"(\d+) of the backing log's (\d+) bytes were compressed while", worker_log.read_text())
     run = (await queue.status(task_id))["status"]["runs"][0]
     assert run["state"] == "completed", run
     log = (
@@ -163,6 +167,7 @@ async def worker_round(
         "task_wall": wall_ns / 1e9,
         "after_task": resolved - end_ns / 1e9,
         "peak_mib": peak / 1024,
+        "early": int(early.group(1)) / int(early.group(2)) if early else float("nan"),
     }, log
 
 
@@ -206,7 +211,8 @@ async def run(args: argparse.Namespace) -> None:
             f"{r['after_task']:.2f} s); limit {r['limit']:.2f} s = all-core gzip {r['gzip']:.2f} s "
             f"(ratio {r['ratio']:.3f}) + one PUT {r['put']:.2f} s -> {r['started_resolved'] / r['limit']:.2f}x; "
             f"task {r['task_wall']:.2f} s vs straight to a file {direct:.2f} s "
-            f"({r['task_wall'] / direct - 1:+.0%}); worker peak RSS {r['peak_mib']:.0f} MiB"
+            f"({r['task_wall'] / direct - 1:+.0%}); worker peak RSS {r['peak_mib']:.0f} MiB; "
+            f"{r['early']:.0%} of the log compressed while the task ran"
         )
     best = min(rounds, key=lambda r: r["started_resolved"])
     slowdown = statistics.median(r["task_wall"] for r in rounds) / statistics.median(baseline) - 1

@@ -77,3 +77,9 @@ class _BackingLog(TaskFeatureBase):
         finally:
             if self.gzip is not None:
                 await self.gzip.aclose()
+                log.info(
+                    "task %s: %d of the backing log's %d bytes were compressed while the task ran",
+                    self.task.task_id,
+                    self.gzip.compressed_early,
+                    self.task.log.size,
+                )
