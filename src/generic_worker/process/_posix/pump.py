@@ -34,6 +34,11 @@ _log = logging.getLogger(__name__)
 # the CPU (deps.md §5.1). One read takes what a full pipe holds.
 PIPE_SIZE = CHUNK = 1 << 20
 
+BATCH = 256 << 10
+BATCH_WAIT_MS = 2
+"""Below BATCH bytes in the pipe, wait up to BATCH_WAIT_MS for more before moving them: live
+lines arrive up to 2 ms later, and a task writing fast is woken far less often (see `_main`)."""
+
 
 @dataclass
 class _Waiter:
@@ -158,6 +163,8 @@ class Pump:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        waker = select.poll()
+        waker.register(self._wake_r, select.POLLIN)
         try:
             # Loop top: nothing read is still unsent, so FIONREAD now bounds what flush() needs.
             while not self._serve_waiters():
@@ -167,6 +174,12 @@ class Pump:
                     # Poll only when the pipe is empty: under load the reads never block, and
                     # skipping the poll saves a syscall per chunk (~10 % of the pump's time).
                     poller.poll()
+                    if _fionread(self._fd) < BATCH:
+                        # Let a fast writer fill the pipe a little: Linux wakes a reader only
+                        # when a write finds the pipe empty, so each drain-to-empty costs the
+                        # writer a wake-up per write (4 KiB for base64). A flush or stop
+                        # request (the wake pipe) ends the wait at once.
+                        waker.poll(BATCH_WAIT_MS)
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
                     continue
