@@ -24,6 +24,7 @@ import select
 import struct
 import termios
 import threading
+import time
 from dataclasses import dataclass
 
 from ..model import OutputSink, SplicingSink
@@ -36,8 +37,10 @@ PIPE_SIZE = CHUNK = 1 << 20
 
 BATCH = 256 << 10
 BATCH_WAIT_MS = 2
-"""Below BATCH bytes in the pipe, wait up to BATCH_WAIT_MS for more before moving them: live
-lines arrive up to 2 ms later, and a task writing fast is woken far less often (see `_main`)."""
+FAST_GAP = 0.001
+"""When output comes again within FAST_GAP of emptying the pipe, and less than BATCH is there,
+the pump waits up to BATCH_WAIT_MS for more before moving it: a task writing fast is woken far
+less often (see `_main`), and slow output (lines, progress) is passed on at once as before."""
 
 
 @dataclass
@@ -173,12 +176,13 @@ class Pump:
                 except BlockingIOError:
                     # Poll only when the pipe is empty: under load the reads never block, and
                     # skipping the poll saves a syscall per chunk (~10 % of the pump's time).
+                    emptied = time.monotonic()
                     poller.poll()
-                    if _fionread(self._fd) < BATCH:
-                        # Let a fast writer fill the pipe a little: Linux wakes a reader only
-                        # when a write finds the pipe empty, so each drain-to-empty costs the
-                        # writer a wake-up per write (4 KiB for base64). A flush or stop
-                        # request (the wake pipe) ends the wait at once.
+                    if time.monotonic() - emptied < FAST_GAP and _fionread(self._fd) < BATCH:
+                        # A fast writer (data again within FAST_GAP): let it fill the pipe a
+                        # little. Linux wakes a reader only when a write finds the pipe empty,
+                        # so each drain-to-empty costs the writer a wake-up per write (4 KiB
+                        # for base64). A flush or stop request (the wake pipe) ends the wait.
                         waker.poll(BATCH_WAIT_MS)
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
