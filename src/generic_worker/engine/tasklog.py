@@ -58,7 +58,8 @@ class TaskLog:
                 written = os.write(self._fd, view)
                 view = view[written:]
             self._size += len(data)
-            wake = self._grown()
+            wake = not self._wake_pending
+            self._wake_pending = True
         if wake:
             self._notify()
 
@@ -85,16 +86,11 @@ class TaskLog:
                 self._splice_broken = True  # ENOSPC, EINVAL (filesystem)...: write() decides
                 return None
             self._size += moved
-            wake = moved > 0 and self._grown()
+            wake = moved > 0 and not self._wake_pending
+            self._wake_pending = self._wake_pending or moved > 0
         if wake:
             self._notify()
         return moved
-
-    def _grown(self) -> bool:
-        """Under the lock, after the size grew: whether this writer must wake the readers."""
-        wake = not self._wake_pending
-        self._wake_pending = True
-        return wake
 
     def _notify(self) -> None:
         if threading.get_ident() == self._thread:
