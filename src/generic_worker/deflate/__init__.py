@@ -16,8 +16,10 @@ milliseconds.
 from __future__ import annotations
 
 import os
+import select
 import struct
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 
 from isal import isal_zlib
 
@@ -30,6 +32,11 @@ GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
 
 DEFAULT_LEVEL = 1
 """ISA-L's levels are 0-3; 1 is its fastest real compression and the measured best trade-off."""
+
+DUTY = 0.25
+"""The helper compresses at most this share of the time (a quarter of one core): measured on a
+2-core VM, even at idle priority a helper compressing flat out slowed a task printing as fast as
+it can (caches, wake-ups, shared cores), so the rest is left for the end, on every core."""
 
 STATUS = struct.Struct("<QIQ")
 """The helper's progress record: log bytes compressed, their CRC-32, bytes in the copy."""
@@ -81,18 +88,24 @@ def pwrite_all(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
-def follow_log(log_fd: int, copy_fd: int, status_fd: int, limits: Iterable[bytes], level: int) -> None:
-    """Compress the log's whole blocks into the copy as `limits` (lines of byte counts) allow.
+def follow_log(log_fd: int, copy_fd: int, status_fd: int, limits_fd: int, level: int, duty: float) -> None:
+    """Compress the log's whole blocks into the copy as the limits read from `limits_fd` allow.
 
-    The copy already holds the gzip header. After each block the progress record goes to
-    `status_fd` (offset 0), written after the block's bytes: whoever takes over after this
-    process is killed resumes from the record and overwrites anything written past it.
+    Limits are lines of byte counts (whole blocks of the log that are written); the copy already
+    holds the gzip header. After each block the progress record goes to `status_fd` (offset 0),
+    written after the block's bytes: whoever takes over after this process is killed resumes from
+    the record and overwrites anything written past it. `duty` caps the share of wall time spent
+    compressing: after a block that took t seconds, the next waits t * (1 / duty - 1).
     """
     member = GzipMember(level)
-    done, written = 0, len(GZIP_HEADER)
-    for line in limits:
-        limit = int(line)
-        while done + BLOCK <= limit:
+    done, written, limit = 0, len(GZIP_HEADER), 0
+    pending = b""
+    next_at = 0.0  # no block starts before this (the duty cycle's pause)
+    waiter = select.poll()
+    waiter.register(limits_fd, select.POLLIN)
+    while True:
+        now = time.monotonic()
+        if done + BLOCK <= limit and now >= next_at:
             data = os.pread(log_fd, BLOCK, done)
             if len(data) != BLOCK:
                 return  # the log is not what the parent said: stop, the parent redoes the rest
@@ -101,10 +114,20 @@ def follow_log(log_fd: int, copy_fd: int, status_fd: int, limits: Iterable[bytes
             done += BLOCK
             written += len(piece)
             os.pwrite(status_fd, STATUS.pack(done, member.crc, written), 0)
+            next_at = time.monotonic() + (time.monotonic() - now) * (1 / duty - 1)
+            continue
+        # Wait for a new limit: without work for as long as it takes, else until the pause ends.
+        timeout = None if done + BLOCK > limit else (next_at - now) * 1000
+        if waiter.poll(timeout):
+            chunk = os.read(limits_fd, 4096)
+            if not chunk:
+                return  # the worker is gone, or done with us
+            *lines, pending = (pending + chunk).split(b"\n")
+            limit = max([limit, *(int(line) for line in lines if line)])
 
 
-def main(argv: list[str], limits: Iterable[bytes]) -> int:
+def main(argv: list[str], limits_fd: int) -> int:
     """`python -m generic_worker.deflate LOG_FD COPY_FD STATUS_FD LEVEL`, limits on stdin."""
     log_fd, copy_fd, status_fd, level = (int(arg) for arg in argv)
-    follow_log(log_fd, copy_fd, status_fd, limits, level)
+    follow_log(log_fd, copy_fd, status_fd, limits_fd, level, DUTY)
     return 0

@@ -5,4 +5,4 @@ import sys
 from generic_worker.deflate import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], sys.stdin.buffer))
+    sys.exit(main(sys.argv[1:], sys.stdin.fileno()))
