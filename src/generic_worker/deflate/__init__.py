@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import select
 import struct
+import sys
 import time
 from collections.abc import Callable
 
@@ -130,5 +131,9 @@ def follow_log(log_fd: int, copy_fd: int, status_fd: int, limits_fd: int, level:
 def main(argv: list[str], limits_fd: int) -> int:
     """`python -m generic_worker.deflate LOG_FD COPY_FD STATUS_FD LEVEL`, limits on stdin."""
     log_fd, copy_fd, status_fd, level = (int(arg) for arg in argv)
-    follow_log(log_fd, copy_fd, status_fd, limits_fd, level, DUTY)
+    try:
+        follow_log(log_fd, copy_fd, status_fd, limits_fd, level, DUTY)
+    except OSError as err:  # disk full...: the worker finishes the copy from the last record
+        print(f"generic-worker log compressor stopped: {err}", file=sys.stderr)
+        return 1
     return 0
