@@ -1,6 +1,6 @@
 """Artifact upload throughput, each figure beside the limit measured on this machine in the same run.
 
-    python -m bench.artifact_upload [--size-mib 1024] [--gzip-mib 256] [--levels 6,1]
+    python -m bench.artifact_upload [--size-mib 1024] [--gzip-mb 100] [--levels 1]
 
 (a) identity upload of a large incompressible file through `ArtifactUploader` (createArtifact,
     file read in worker threads, streaming PUT) vs the loopback PUT rate of the same bytes sent
@@ -8,9 +8,11 @@
     that discards PUT bodies and relays API calls to a tc-local (another process), rewriting the
     presigned URLs to itself, so the limit is the machine's HTTP-over-loopback rate, not a disk.
     The peak memory growth of this process during the upload is printed too (1 GiB by default).
-(b) gzip upload of a compressible log-like file vs one core compressing the same bytes with
-    zlib at the same level (no I/O, no HTTP). Target >= 90 %. Level 6 is the default (zlib's and
-    upstream's); level 1 is shown for comparison.
+(b) gzip upload of a 100 MB log-like text file, end to end (createArtifact, compression, PUT),
+    vs the chosen library (ISA-L) compressing the same bytes, already in memory, on every core
+    with the worker's block scheme (no I/O, no HTTP). Targets: >= 45 MB/s and >= 80 %. Level 1
+    is the worker's default (ISA-L levels are 0-3). One core of zlib at level 6 (upstream's
+    setting) is printed for reference.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from aiohttp import web
 from yarl import URL
 
 from generic_worker.artifacts import ArtifactUploader, FileArtifact
+from generic_worker.artifacts.compression import DEFAULT_LEVEL, gzip_stream
 from generic_worker.config import Config
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.tc import Credentials, ServiceFactory
@@ -181,7 +184,7 @@ class Bench:
             process.terminate()
             await process.wait()
 
-    def uploader(self, gzip_level: int = 6) -> ArtifactUploader:
+    def uploader(self, gzip_level: int = DEFAULT_LEVEL) -> ArtifactUploader:
         assert self.services is not None and self.log is not None
         return ArtifactUploader(
             services=self.services,
@@ -198,7 +201,7 @@ class Bench:
         self.counter += 1
         return f"public/bench/{prefix}-{self.counter}"
 
-    async def upload(self, path: Path, encoding: str, gzip_level: int = 6) -> float:
+    async def upload(self, path: Path, encoding: str, gzip_level: int = DEFAULT_LEVEL) -> float:
         """Seconds for one upload through ArtifactUploader (createArtifact to finished PUT)."""
         expires = now() + timedelta(hours=12)
         artifact = FileArtifact(self.name("up"), path, expires, "application/octet-stream", encoding)
@@ -243,7 +246,7 @@ async def best(action: Callable[[], Awaitable[float]]) -> float:
 
 
 def zlib_seconds(path: Path, level: int) -> float:
-    """One core compressing the file's bytes (already in memory) at `level`."""
+    """One core compressing the file's bytes (already in memory) with zlib at `level`."""
     data = memoryview(path.read_bytes())
     start = time.perf_counter()
     compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
@@ -253,11 +256,19 @@ def zlib_seconds(path: Path, level: int) -> float:
     return time.perf_counter() - start
 
 
+def library_seconds(path: Path, level: int) -> float:
+    """Every core compressing the file's bytes (already in memory) the worker's way, at `level`."""
+    data = path.read_bytes()
+    start = time.perf_counter()
+    gzip_stream(lambda offset, length: data[offset : offset + length], len(data), lambda _: None, level)
+    return time.perf_counter() - start
+
+
 def row(label: str, size: int, ours: float, limit: float, target: float) -> None:
     ratio = limit / ours
     verdict = "ok" if ratio >= target else "BELOW TARGET"
     print(
-        f"{label:<34} {size / MiB / ours:8.0f} MB/s  limit {size / MiB / limit:8.0f} MB/s  "
+        f"{label:<34} {size / 1e6 / ours:8.0f} MB/s  limit {size / 1e6 / limit:8.0f} MB/s  "
         f"ratio {ratio:6.1%}  (target {target:.0%}: {verdict})"
     )
 
@@ -280,15 +291,19 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         print(f"    peak memory growth during the upload: {growth / MiB:.1f} MiB")
         big.unlink()
 
-        gz_size = args.gzip_mib * MiB
+        gz_size = args.gzip_mb * 1000 * 1000
         text = work / "log-like.txt"
         await asyncio.to_thread(write_repeated, text, log_corpus(16 * MiB), gz_size)
         for level in args.levels:
-            limit = min([await asyncio.to_thread(zlib_seconds, text, level) for _ in range(ROUNDS)])
+            limit = min([await asyncio.to_thread(library_seconds, text, level) for _ in range(ROUNDS)])
             ours = await best(functools.partial(bench.upload, text, "gzip", level))
-            ratio = len(zlib.compress(text.read_bytes()[: 16 * MiB], level)) / (16 * MiB)
-            row(f"(b) gzip level {level} {args.gzip_mib} MiB vs 1-core zlib", gz_size, ours, limit, 0.90)
-            print(f"    compressed to {ratio:.0%} of the original")
+            row(f"(b) gzip level {level} {args.gzip_mb} MB vs all-core isal", gz_size, ours, limit, 0.80)
+            verdict = "ok" if gz_size / 1e6 / ours >= 45 else "BELOW TARGET"
+            print(f"    end to end {gz_size / 1e6 / ours:.0f} MB/s (target >= 45 MB/s: {verdict})")
+        reference = await asyncio.to_thread(zlib_seconds, text, 6)
+        print(
+            f"    reference: one core of zlib level 6 (upstream's gzip) {gz_size / 1e6 / reference:.0f} MB/s"
+        )
     finally:
         await bench.stop()
 
@@ -299,9 +314,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the identity upload")
-    parser.add_argument("--gzip-mib", type=int, default=256, help="size of the gzip upload")
+    parser.add_argument("--gzip-mb", type=int, default=100, help="size of the gzip upload (MB)")
     parser.add_argument(
-        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[6, 1], help="gzip levels"
+        "--levels",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[DEFAULT_LEVEL],
+        help="ISA-L levels",
     )
     parser.add_argument("--dir", type=Path, default=None, help="where to put the test files")
     parser.add_argument("--sink", help=argparse.SUPPRESS)  # internal: run the discarding receiver

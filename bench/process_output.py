@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psutil
 
+from generic_worker.engine.tasklog import TaskLog
 from generic_worker.process import Command, TaskProcesses, enable_subreaper
 
 MiB = 1 << 20
@@ -82,9 +83,13 @@ def baseline(argv: list[str], path: Path, *, shell: bool = False) -> tuple[float
         return time.perf_counter() - started, cpu_children() - cpu
 
 
-async def pumped(argv: list[str], path: Path) -> tuple[float, float, float, float]:
-    """Through the pump: (wall until run() returned, task wall, task CPU, worker CPU)."""
-    sink = FileSink(path)
+async def pumped(argv: list[str], path: Path, *, task_log: bool = False) -> tuple[float, float, float, float]:
+    """Through the pump: (wall until run() returned, task wall, task CPU, worker CPU).
+
+    Into a FileSink (read + write through Python), or with `task_log` into the worker's real
+    `TaskLog`, which takes the bytes with splice(2) where the OS has it.
+    """
+    sink: FileSink | TaskLog = TaskLog(path) if task_log else FileSink(path)
     procs = TaskProcesses(MARKER, sink)
     try:
         cpu = cpu_self()
@@ -102,16 +107,20 @@ async def pumped(argv: list[str], path: Path) -> tuple[float, float, float, floa
 async def throughput(size: int, work: Path, rounds: int) -> None:
     head = ["head", "-c", str(size), "/dev/zero"]
     out = work / "out"
-    direct, piped, ours = [], [], []
+    direct, piped, ours, spliced = [], [], [], []
     for _ in range(rounds):  # interleaved, so drift in machine load hits all alike
         direct.append(baseline(head, out))
         piped.append(baseline([f"{' '.join(head)} | cat"], out, shell=True))
         ours.append(await pumped(head, out))
         assert out.stat().st_size == size, "output lost"
         out.unlink()
+        spliced.append(await pumped(head, out, task_log=True))
+        assert out.stat().st_size == size, "output lost"
+        out.unlink()
     limit, task_cpu_limit = min(direct)
     cat, _ = min(piped)
     wall, _task_wall, task_cpu, cpu = min(ours)
+    log_wall, _, log_task_cpu, log_cpu = min(spliced)
     gib = size / (1 << 30)
     print(f"(a) raw log throughput, {size // MiB} MiB of `head -c` into {work} (best of {rounds})")
     print(f"    limit: the child writes the file itself {size / MiB / limit:6.0f} MiB/s ({limit:.2f} s)")
@@ -123,6 +132,13 @@ async def throughput(size: int, work: Path, rounds: int) -> None:
         f"file itself: {task_cpu / task_cpu_limit - 1:+.0%} (target <= +10 %)"
     )
     print(f"    worker CPU (pump thread) {cpu / gib:.2f} s per GiB of output")
+    print(
+        f"    through the pump into the TaskLog (splice) {size / MiB / log_wall:6.0f} MiB/s ({log_wall:.2f} s)"
+    )
+    print(
+        f"    ratio to the limit {limit / log_wall:.0%}; task CPU {log_task_cpu / gib:.2f} s/GiB "
+        f"({log_task_cpu / task_cpu_limit - 1:+.0%}); worker CPU {log_cpu / gib:.2f} s per GiB"
+    )
 
 
 # A build-like task: CPU work between lines, about 90 bytes a line.

@@ -14,6 +14,7 @@ from generic_worker.artifacts import (
     ReferenceArtifact,
     UploadedArtifact,
 )
+from generic_worker.artifacts.transfer import FileSource
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.tc import ServiceFactory
 from generic_worker.timefmt import to_tc
@@ -241,3 +242,49 @@ async def test_upload_all_is_bounded_and_keeps_input_order(
         "invalid-resource-on-worker: second",
     ]
     assert proxy.seen.max_in_flight["blob-put"] == 2
+
+
+async def test_a_precompressed_copy_is_uploaded_as_it_is_and_serves_retries(
+    tmp_path: Path,
+    make_uploader: UploaderFactory,
+    proxied: ServiceFactory,
+    proxy: FaultyProxy,
+    run: ClaimedRun,
+) -> None:
+    # The backing log's way: the gzip copy already exists; the uploader must not compress again,
+    # and a retried PUT sends the same copy.
+    (tmp_path / "log.txt").write_bytes(TEXT)
+    ready = gzip.compress(TEXT, mtime=0)
+    (tmp_path / "ready.gz").write_bytes(ready)
+    calls = []
+
+    async def precompressed() -> FileSource | None:
+        calls.append(1)
+        return await FileSource.open(tmp_path / "ready.gz")
+
+    proxy.add(is_blob_put, "status:500", times=1)
+    artifact = file_artifact(
+        tmp_path / "log.txt", "public/logs/x.log", "text/plain", "gzip", precompressed=precompressed
+    )
+    assert await make_uploader(services=proxied).upload(artifact) is None
+    assert proxy.seen.count("PUT", "/blobs/") == 2
+    assert calls == [1]
+    got = await fetch(proxied.root_url, run, "public/logs/x.log")
+    assert got.body == ready  # exactly the given copy (stdlib gzip, not ISA-L's)
+
+
+async def test_without_a_precompressed_copy_the_uploader_compresses(
+    tmp_path: Path, make_uploader: UploaderFactory, services: ServiceFactory, run: ClaimedRun
+) -> None:
+    (tmp_path / "log.txt").write_bytes(TEXT)
+
+    async def nothing() -> FileSource | None:
+        return None
+
+    artifact = file_artifact(
+        tmp_path / "log.txt", "public/logs/y.log", "text/plain", "gzip", precompressed=nothing
+    )
+    assert await make_uploader().upload(artifact) is None
+    got = await fetch(services.root_url, run, "public/logs/y.log")
+    assert got.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(got.body) == TEXT

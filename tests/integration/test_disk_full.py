@@ -229,7 +229,10 @@ async def test_a_state_file_that_cannot_be_saved_keeps_its_previous_state(
     )
     filling = await gw.submit(payload([{"directory": "c", "cacheName": "c"}], fill), scopes=scopes)
     last = await gw.submit(payload([], "echo still working"))
-    assert await worker(gw, state_dir, numberOfTasksToRun=3).run() == ExitCode.TASKS_COMPLETE
+    # 2 MiB: after the filling task its directory (log and the log's held blocks, about 1 MiB) is
+    # gone again, so 1 MiB could be free by then without any eviction.
+    filled_worker = worker(gw, state_dir, numberOfTasksToRun=3, requiredDiskSpaceMegabytes=2)
+    assert await filled_worker.run() == ExitCode.TASKS_COMPLETE
 
     assert await gw.resolution(first) == "completed/completed"
     assert await gw.resolution(filling) == "completed/completed"

@@ -8,7 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from generic_worker.process import TaskProcesses
+from generic_worker.engine.tasklog import TaskLog
+from generic_worker.process import SplicingSink, TaskProcesses
 
 from .proc_helpers import Collector, py, sh
 
@@ -116,3 +117,24 @@ async def test_concurrent_commands_keep_their_output_apart(tmp_path: Path) -> No
     finally:
         for t in tasks:
             await t.kill_all()
+
+
+async def test_splicing_sink_gets_everything_exactly_even_before_exit(tmp_path: Path) -> None:
+    # The task log is a SplicingSink: output moves pipe -> file inside the kernel (Linux), and
+    # run() still returns only once all of it arrived, even with the pipe held open.
+    log = TaskLog(tmp_path / "log")
+    procs = TaskProcesses(("TASK_ID", "T1"), log, grace_period=0.3)
+    try:
+        assert isinstance(log, SplicingSink)
+        for _ in range(3):
+            result = await procs.run(py(WRITER, tmp_path, "T1"))
+            assert result.succeeded
+            log.write(b"between commands\n")
+        result = await procs.run(sh("sleep 1000 & printf last-words", tmp_path, "T1"))
+        assert result.succeeded
+        assert log.size == 3 * (BLOCK * BLOCKS + 17) + 10
+    finally:
+        await procs.kill_all()
+        log.close()
+    data = (tmp_path / "log").read_bytes()
+    assert data == (expected_stream() + b"between commands\n") * 3 + b"last-words"

@@ -4,10 +4,13 @@
 - `content`: content-type guessing and the default content encoding;
 - `resolve`: payload entries -> artifacts, with the task-directory containment checks;
 - `upload`: `ArtifactUploader` (createArtifact, transfer, error -> resolution mapping);
-- `transfer` / `objects`: streaming PUT, gzip copies and the object-service protocol.
+- `transfer` / `objects`: streaming PUT and the object-service protocol;
+- `compression` / `log_gzip`: gzip copies (ISA-L, all cores), and the backing log's copy made
+  while the task writes it.
 """
 
 from generic_worker.artifacts.content import default_content_encoding, guess_content_type
+from generic_worker.artifacts.log_gzip import LogGzip
 from generic_worker.artifacts.model import (
     Artifact,
     ErrorArtifact,
@@ -27,6 +30,7 @@ __all__ = [
     "ErrorReason",
     "FileArtifact",
     "LinkArtifact",
+    "LogGzip",
     "ReferenceArtifact",
     "UploadedArtifact",
     "default_content_encoding",

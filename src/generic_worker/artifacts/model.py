@@ -7,10 +7,15 @@ artifacts (logs, chain of trust, live-log reference and link).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from generic_worker.artifacts.transfer import FileSource
 
 
 class ErrorReason(StrEnum):
@@ -31,6 +36,8 @@ class FileArtifact:
     `trailer`: bytes uploaded after the file's content (the task log's truncation line when the
     disk had no room for it). `plain_if_no_room`: when the disk has no room for the gzip copy,
     upload the file as it is (identity) instead of failing (the task log: it must get through).
+    `precompressed`, for gzip: gives the gzip copy already made while the file was written (the
+    backing log), so the upload does not compress it again; None from it means "compress it now".
     """
 
     name: str
@@ -43,6 +50,9 @@ class FileArtifact:
     plain_if_no_room: bool = False
     task_file: bool = field(default=False, compare=False)
     """A path the task controls (payload artifacts): opened with the task user's rights."""
+    precompressed: Callable[[], Awaitable[FileSource | None]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)

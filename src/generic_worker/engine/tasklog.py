@@ -6,7 +6,9 @@ file itself, so a slow reader can never slow the task or grow memory: the file i
 `wait_beyond()` lets async readers follow it as it grows; `read_at()` reads it.
 
 Writes go to the page cache with `os.write` on an O_APPEND descriptor; they do not block in
-practice, which is why lines are written straight from the event loop.
+practice, which is why lines are written straight from the event loop. Command output may
+instead arrive through `splice_from` (Linux `splice(2)`, pipe to file inside the kernel), on a
+second descriptor without O_APPEND (splice refuses those), at the offset the log has reached.
 
 A full disk (the ENOSPC contract; docs/reliability.md):
 - nothing that writes to the log ever gets an exception: `write()` and the line methods never
@@ -70,6 +72,8 @@ class TaskLog:
         self._thread = threading.get_ident()
         self._changed = asyncio.Event()
         self._wake_pending = False
+        self._splice_fd: int | None = None
+        self._splice_broken = not hasattr(os, "splice")
 
     @property
     def size(self) -> int:
@@ -145,6 +149,54 @@ class TaskLog:
             callback = self._on_truncated
             self._call_on_loop(lambda: callback(message))
         return moved
+
+    def splice_from(self, pipe_fd: int, limit: int) -> int | None:
+        """Move up to `limit` bytes from the non-blocking pipe `pipe_fd` to the end of the log.
+
+        Thread-safe, for the process pumps; follows the ENOSPC contract through `write_with`.
+        Returns the count (0 at the pipe's EOF), raises BlockingIOError when the pipe is empty,
+        and returns None when the bytes must go through `write` instead: closed or truncated
+        (`write` drops and counts them), no splice(2), or a file system that refuses it.
+        """
+        if self._splice_broken:
+            return None
+        with self._lock:
+            if self._fd is None or self._truncated is not None:
+                return None
+            if self._splice_fd is None:
+                try:
+                    self._splice_fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+                except OSError:
+                    self._splice_broken = True
+                    return None
+        outcome: list[BaseException | int] = []
+
+        def move(_fd: int, n: int) -> int:
+            # Runs under the lock: `_size` is where an append would go.
+            assert self._splice_fd is not None
+            try:
+                moved = os.splice(pipe_fd, self._splice_fd, n, offset_dst=self._size)
+            except BlockingIOError as e:
+                outcome.append(e)
+                return 0
+            except OSError as e:
+                if e.errno in preallocate.NO_SPACE:
+                    raise  # write_with truncates the log
+                self._splice_broken = True  # EINVAL (file system) and the like: write() decides
+                outcome.append(e)
+                return 0
+            outcome.append(moved)
+            return moved
+
+        moved = self.write_with(limit, move)
+        if not outcome:  # closed or truncated meanwhile: write() drops the rest
+            return None if moved == 0 else moved
+        first = outcome[0]
+        if isinstance(first, BlockingIOError):
+            raise first
+        if isinstance(first, BaseException):
+            return None
+        return first
 
     # -- the disk reserve and truncation (under the lock) ---------------------------------------
 
@@ -265,6 +317,9 @@ class TaskLog:
         with self._lock:
             fd, self._fd = self._fd, None
             held, self._held = self._held, None
+            splice_fd, self._splice_fd = self._splice_fd, None
+        if splice_fd is not None:
+            os.close(splice_fd)
         if fd is not None:
             if held is not None and held > self._size:
                 preallocate.release(fd, self._size, held - self._size)

@@ -10,9 +10,17 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["CapturedResult", "Command", "OutputSink", "Result", "TaskUser", "describe_signal"]
+__all__ = [
+    "CapturedResult",
+    "Command",
+    "OutputSink",
+    "Result",
+    "SplicingSink",
+    "TaskUser",
+    "describe_signal",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,23 @@ class OutputSink(Protocol):
 
     def write(self, data: bytes) -> None:
         """Take one chunk of output (at most 1 MiB)."""
+
+
+@runtime_checkable
+class SplicingSink(OutputSink, Protocol):
+    """An `OutputSink` that can also take output straight from the pipe, kernel to kernel.
+
+    The pump then moves bytes with `splice(2)` instead of reading them into Python and calling
+    `write`: the task's output never crosses into user space (Linux only).
+    """
+
+    def splice_from(self, pipe_fd: int, limit: int) -> int | None:
+        """Move up to `limit` bytes from the non-blocking pipe `pipe_fd` into the sink.
+
+        Returns how many moved (0: end of file, every writer is gone), raises BlockingIOError
+        when the pipe is empty, and returns None when it cannot take them this way right now
+        (not supported, an error, closed): the pump then reads them and calls `write`.
+        """
 
 
 # Go's names (syscall.Signal.String on Linux), so `describe()` reads like the seed's

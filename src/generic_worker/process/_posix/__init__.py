@@ -8,6 +8,7 @@ place of the subreaper (see `sweep` for what that cannot catch).
 from __future__ import annotations
 
 from .capture import run_capture
+from .helper import IdleHelper
 from .leftovers import Leftover, kill_leftovers
 from .subreaper import enable_subreaper, is_subreaper
 from .sweep import reap_orphans
@@ -15,6 +16,7 @@ from .tasks import TaskProcesses
 from .userns import user_namespace_fd
 
 __all__ = [
+    "IdleHelper",
     "Leftover",
     "TaskProcesses",
     "enable_subreaper",

@@ -33,6 +33,11 @@ def register(pid: int, owner: object) -> None:
     _sessions[pid] = owner
 
 
+def expect(pid: int) -> None:
+    """Record a child that is not a task's (a helper) but is waited for. Call with `LOCK` held."""
+    _waited.add(pid)
+
+
 def waited_for(pid: int) -> bool:
     """Whether a waiter owns the exit status of `pid` (call with `LOCK` held)."""
     return pid in _waited
