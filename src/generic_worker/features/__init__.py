@@ -10,6 +10,7 @@ from generic_worker.engine.feature import Feature
 from generic_worker.features.backing_log import BackingLogFeature
 from generic_worker.features.chain_of_trust import ChainOfTrustFeature
 from generic_worker.features.command_executor import CommandExecutorFeature
+from generic_worker.features.d2g import D2GFeature
 from generic_worker.features.live_log import LiveLogFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
 from generic_worker.features.mounts import MountsFeature
@@ -48,6 +49,11 @@ def build_features(config: Config) -> list[Feature]:
         # Before payload artifacts, so its stop runs after them and can hash them.
         ChainOfTrustFeature(),
         PayloadArtifactsFeature(),
+        # d2g: after the proxy (its docker network) and mounts (the image file, caches); after
+        # payload artifacts, so its stop (docker cp) runs before they are uploaded; before the
+        # command executor (docker run), so its stop (docker rm --force) runs after the commands
+        # were killed.
+        D2GFeature(),
         # Samples memory while the commands run; its summary is logged after
         # `=== Task Finished ===` and before the payload artifacts are uploaded.
         ResourceMonitorFeature(),
