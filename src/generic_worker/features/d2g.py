@@ -29,8 +29,9 @@ from generic_worker.d2g.translate import DOCKER_NETWORK, ENV_FILE, IMAGE_ID, PRO
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors, TaskError
-from generic_worker.mounts.diskspace import MIB, free_bytes
-from generic_worker.mounts.files import hash_file
+from generic_worker.mounts.diskspace import MIB, Budget, free_bytes
+from generic_worker.mounts.errors import MountError
+from generic_worker.mounts.files import decompress_file, hash_file
 
 if TYPE_CHECKING:
     from generic_worker.engine.worker import WorkerContext
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COPY_CONCURRENCY = 10
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class D2GFeature(FeatureBase):
@@ -111,7 +113,7 @@ class _D2GTask(TaskFeatureBase):
             if d2g.original_payload.get("features", {}).get("chainOfTrust"):
                 d2g.image_hash = await docker.image_id(d2g.image_id) or d2g.image_id
                 d2g.write_chain_of_trust_data(task.task_dir)
-        except docker.DockerError as e:
+        except (docker.DockerError, MountError) as e:
             raise TaskError.internal_error(f"[d2g] could not load docker image: {e}") from e
         (task.task_dir / ENV_FILE).write_text(d2g.translation.env_list)
         self._fill_placeholders()
@@ -135,7 +137,7 @@ class _D2GTask(TaskFeatureBase):
                 task.log.info(f'[d2g] Using cached docker image "{cached.name}"')
             else:
                 task.log.info("[d2g] Loading docker image")
-                name = await docker.load(image_file)
+                name = await self._load(image_file)
                 image_id = await docker.image_id(name)
                 if image_id is None:
                     raise docker.DockerError(f"docker load reported {name!r} but docker has no such image")
@@ -145,6 +147,18 @@ class _D2GTask(TaskFeatureBase):
         d2g.image_id = cached.id
         # The image is in docker now; its tarball would only take disk space in the task directory.
         await asyncio.to_thread(_remove, image_file)
+
+    async def _load(self, image_file: Path) -> str:
+        """`docker load`; a zstd tarball is decompressed first (dockerd 20.10 cannot read zstd)."""
+        if await asyncio.to_thread(_magic, image_file) != ZSTD_MAGIC:
+            return await docker.load(image_file)
+        plain = image_file.with_name(image_file.name + ".tar")
+        budget = Budget.measure(self.task.task_dir, self.task.config.required_disk_space_megabytes * MIB)
+        try:
+            await asyncio.to_thread(decompress_file, image_file, "zst", plain, budget)
+            return await docker.load(plain)
+        finally:
+            await asyncio.to_thread(_remove, plain)
 
     def _fill_placeholders(self) -> None:
         task = self.task
@@ -176,6 +190,11 @@ class _D2GTask(TaskFeatureBase):
             await docker.remove_container(d2g.container_name)
         except docker.DockerError as e:
             errors.add(TaskError.internal_error(f"[d2g] could not remove docker container: {e}"))
+
+
+def _magic(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4)
 
 
 def _remove(path: Path) -> None:

@@ -1,0 +1,190 @@
+"""d2g tasks run by the real worker against tc-local, with a real Docker daemon.
+
+One worker run carries several tasks where it can (each run costs a few seconds): a native task
+publishes the image, d2g tasks use it as a task image, an indexed image and from the image cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from generic_worker.exitcodes import ExitCode
+from tclocal.testing import RunningTCLocal, running_tclocal
+from tests.integration.harness import GW
+
+from .conftest import leftover_containers
+
+pytestmark = pytest.mark.usefixtures("dockerd")
+
+
+@pytest.fixture(scope="module")
+def tc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTCLocal]:
+    with running_tclocal(tmp_path_factory.mktemp("tc"), claim_work_wait=1.0) as service:
+        yield service
+
+
+@pytest.fixture
+def gw(tc: RunningTCLocal, tmp_path: Path) -> GW:
+    g = GW(tc, tmp_path)
+    g.raw_config["d2gConfig"] = {"enableD2G": True}
+    return g
+
+
+def publish_image(tmp: Path, data: bytes, name: str) -> dict[str, Any]:
+    """A native payload publishing `data` as artifact `public/<name>`."""
+    source = tmp / name
+    source.write_bytes(data)
+    copy = f"import shutil; shutil.copy({str(source)!r}, {name!r})"
+    return {
+        "command": [[sys.executable, "-c", copy]],
+        "maxRunTime": 60,
+        "artifacts": [{"type": "file", "path": name, "name": f"public/{name}"}],
+    }
+
+
+SCRIPT = r"""
+echo "first output $GREETING"
+cat /cache/count 2>/dev/null || echo 0 > /cache/count
+echo "$(( $(cat /cache/count) + 1 ))" > /cache/count
+echo "cache count $(cat /cache/count)"
+echo file > /out/a.txt
+mkdir -p /out/dir/sub && echo nested > /out/dir/sub/b.txt
+echo vol > /vol/c.txt
+wget -q -O /out/task.json "$TASKCLUSTER_PROXY_URL/api/queue/v1/task/$TASK_ID" && echo proxy ok
+"""
+
+
+def d2g_payload(image: Any) -> dict[str, Any]:
+    return {
+        "image": image,
+        "command": ["sh", "-c", SCRIPT],
+        "env": {"GREETING": "hello from d2g"},
+        "maxRunTime": 120,
+        "cache": {"d2g-test-cache": "/cache"},
+        "features": {"taskclusterProxy": True},
+        "artifacts": {
+            "public/a.txt": {"type": "file", "path": "/out/a.txt"},
+            "public/dir": {"type": "directory", "path": "/out/dir"},
+            "public/vol": {"type": "volume", "path": "/vol"},
+            "public/task.json": {"type": "file", "path": "/out/task.json"},
+            "public/missing.txt": {"type": "file", "path": "/out/never-written.txt"},
+        },
+    }
+
+
+D2G_SCOPES = ["docker-worker:cache:d2g-test-cache", "queue:get-task:*"]
+
+
+async def test_task_image_indexed_image_cache_artifacts_and_proxy(
+    gw: GW, tmp_path: Path, image_tar: bytes
+) -> None:
+    namespace = f"d2g.test.{gw.worker_type.replace('-', '_')}"
+    compressed = zstandard.ZstdCompressor().compress(image_tar)
+    producer = await gw.submit(
+        publish_image(tmp_path, compressed, "image.tar.zst"), routes=[f"index.{namespace}"]
+    )
+    task_image = {"type": "task-image", "taskId": producer, "path": "public/image.tar.zst"}
+    first = await gw.submit(d2g_payload(task_image), dependencies=[producer], scopes=D2G_SCOPES)
+    indexed = {"type": "indexed-image", "namespace": namespace, "path": "public/image.tar.zst"}
+    second = await gw.submit(d2g_payload(indexed), dependencies=[first], scopes=D2G_SCOPES)
+
+    code = await gw.run(numberOfTasksToRun=3, idleTimeoutSecs=5)
+    assert code == ExitCode.TASKS_COMPLETE, [await gw.resolution(producer), await gw.log(first)]
+    log = await gw.log(first)
+    assert await gw.resolution(first) == "completed/completed", log
+    assert "[d2g] Loading docker image" in log
+    assert "first output hello from d2g" in log
+    assert "cache count 1" in log and "proxy ok" in log
+    assert "docker run -t --name taskcontainer_" in log
+    assert '[d2g] Artifact "public/missing.txt" not found at "/out/never-written.txt"' in log
+
+    artifacts = await gw.artifacts(first)
+    assert await gw.content(first, "public/a.txt") == b"file\n"
+    assert await gw.content(first, "public/dir/sub/b.txt") == b"nested\n"
+    assert await gw.content(first, "public/vol/c.txt") == b"vol\n"
+    assert json.loads(await gw.content(first, "public/task.json"))["payload"]["image"] == task_image
+    assert artifacts["public/missing.txt"]["storageType"] == "error"
+
+    # Same content through the index: no second `docker load`; the cache persisted.
+    log = await gw.log(second)
+    assert await gw.resolution(second) == "completed/completed", log
+    assert "[d2g] Using cached docker image" in log
+    assert "[d2g] Loading docker image" not in log
+    assert "cache count 2" in log
+    assert leftover_containers() == []
+    cache_file = json.loads((gw.tmp / "d2g-image-cache.json").read_text())
+    assert len(cache_file) == 1
+
+
+async def test_exit_status_retry_and_max_run_time_leave_no_container(
+    gw: GW, tmp_path: Path, image_tar: bytes
+) -> None:
+    producer = await gw.submit(publish_image(tmp_path, image_tar, "image.tar"))
+    image = {"type": "task-image", "taskId": producer, "path": "public/image.tar"}
+    retry = await gw.submit(
+        {"image": image, "command": ["sh", "-c", "exit 3"], "maxRunTime": 60, "onExitStatus": {"retry": [3]}},
+        dependencies=[producer],
+        retries=0,
+    )
+    slow = await gw.submit(
+        {"image": image, "command": ["sh", "-c", "echo started; sleep 300"], "maxRunTime": 3},
+        dependencies=[producer],
+    )
+    assert await gw.run(numberOfTasksToRun=3) == ExitCode.TASKS_COMPLETE
+    assert await gw.resolution(retry) == "exception/intermittent-task"
+    log = await gw.log(slow)
+    assert await gw.resolution(slow) == "failed/failed", log
+    assert "started" in log and "max run time exceeded" in log
+    assert leftover_containers() == []
+    assert _container_processes() == []
+
+
+def _container_processes() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if "sleep 300" in line]
+
+
+async def test_named_image_pull_fails_clearly_offline(gw: GW) -> None:
+    task = await gw.submit(
+        {"image": "gw-d2g-test/not-in-any-registry:1", "command": ["true"], "maxRunTime": 30}
+    )
+    assert await gw.run() == ExitCode.TASKS_COMPLETE
+    log = await gw.log(task)
+    assert await gw.resolution(task) == "exception/internal-error"
+    assert "[d2g] could not load docker image" in log
+    assert "docker pull --quiet gw-d2g-test/not-in-any-registry:1" in log
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            {"capabilities": {"privileged": True}},
+            "(docker-worker:capability:privileged, or\ndocker-worker:capability:privileged:test-provisioner/",
+        ),
+        ({"capabilities": {"devices": {"kvm": True}}}, "(docker-worker:capability:device:kvm, or\n"),
+    ],
+)
+async def test_capability_scopes_refused(gw: GW, payload: dict[str, Any], expected: str) -> None:
+    task = await gw.submit({"image": "busybox", "command": ["true"], "maxRunTime": 30, **payload})
+    assert await gw.run() == ExitCode.TASKS_COMPLETE
+    log = await gw.log(task)
+    assert await gw.resolution(task) == "exception/malformed-payload"
+    assert "d2g task requires scopes:" in log
+    assert all(line in log for line in expected.split("\n"))
+
+
+async def test_invalid_docker_worker_payload_is_malformed(gw: GW) -> None:
+    task = await gw.submit({"image": "busybox", "command": ["true"]})
+    assert await gw.run() == ExitCode.TASKS_COMPLETE
+    log = await gw.log(task)
+    assert await gw.resolution(task) == "exception/malformed-payload"
+    assert "(root): maxRunTime is required" in log
