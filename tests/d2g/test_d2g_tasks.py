@@ -6,19 +6,24 @@ publishes the image, d2g tasks use it as a task image, an indexed image and from
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import zstandard
 
 from generic_worker.exitcodes import ExitCode
 from tclocal.testing import RunningTCLocal, running_tclocal
-from tests.integration.harness import GW
+from tests.integration.harness import GW, wait_for
+from tests.integration.test_lifecycle import start_worker
 
 from .conftest import leftover_containers
 
@@ -188,3 +193,46 @@ async def test_invalid_docker_worker_payload_is_malformed(gw: GW) -> None:
     log = await gw.log(task)
     assert await gw.resolution(task) == "exception/malformed-payload"
     assert "(root): maxRunTime is required" in log
+
+
+SLEEPER = {
+    "command": ["sh", "-c", "touch /vol/started; exec sleep 600"],
+    "maxRunTime": 900,
+    "artifacts": {"public/vol": {"type": "volume", "path": "/vol"}},
+}
+
+
+def started(gw: GW) -> bool:
+    return any((d / "volume0" / "started").exists() for d in gw.task_dirs())
+
+
+def container_sleepers() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if line.strip() == "sleep 600"]
+
+
+async def test_cancel_and_sigterm_leave_no_container_and_no_process(
+    gw: GW, tmp_path: Path, image_tar: bytes
+) -> None:
+    producer = await gw.submit(publish_image(tmp_path, image_tar, "image.tar"))
+    image = {"type": "task-image", "taskId": producer, "path": "public/image.tar"}
+    canceled = await gw.submit({"image": image, **SLEEPER}, dependencies=[producer])
+    worker = asyncio.create_task(gw.run(numberOfTasksToRun=2, taskStatusPollIntervalSecs=1))
+    await wait_for(lambda: started(gw), timeout=60)
+    async with aiohttp.ClientSession() as session:
+        await gw.queue(session).cancelTask(canceled)
+    assert await asyncio.wait_for(worker, 60) == ExitCode.TASKS_COMPLETE
+    assert await gw.resolution(canceled) == "exception/canceled"
+    assert leftover_containers() == [] and container_sleepers() == []
+
+    # Worker shutdown (SIGTERM to a `generic-worker run` process) while the container runs.
+    for d in gw.task_dirs():
+        shutil.rmtree(d / "volume0", ignore_errors=True)
+    shut_down = await gw.submit({"image": image, **SLEEPER}, dependencies=[producer])
+    proc = await start_worker(gw.write_config(gw.tmp / "gw.json"), gw.tmp)
+    await wait_for(lambda: started(gw), timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == ExitCode.WORKER_SHUTDOWN, stderr.decode()[-2000:]
+    assert await gw.resolution(shut_down) == "exception/worker-shutdown"
+    assert leftover_containers() == [] and container_sleepers() == []
