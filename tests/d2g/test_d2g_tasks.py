@@ -20,7 +20,10 @@ import aiohttp
 import pytest
 import zstandard
 
+from generic_worker.d2g.cache import CachedImage, ImageCache
+from generic_worker.engine.worker import WorkerContext
 from generic_worker.exitcodes import ExitCode
+from generic_worker.features.d2g import D2GFeature
 from tclocal.testing import RunningTCLocal, running_tclocal
 from tests.integration.harness import GW, wait_for
 from tests.integration.test_lifecycle import start_worker
@@ -236,3 +239,27 @@ async def test_cancel_and_sigterm_leave_no_container_and_no_process(
     assert proc.returncode == ExitCode.WORKER_SHUTDOWN, stderr.decode()[-2000:]
     assert await gw.resolution(shut_down) == "exception/worker-shutdown"
     assert leftover_containers() == [] and container_sleepers() == []
+
+
+async def test_disk_space_gc_removes_cached_images(gw: GW, tmp_path: Path, dockerd: None) -> None:
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "marker").write_text(gw.worker_type)  # a layer no other image shares
+    rootfs = subprocess.run(
+        ["tar", "-C", str(tmp_path / "rootfs"), "-c", "."], check=True, capture_output=True
+    )
+    name = f"gw-d2g-test/evict:{gw.worker_type}"
+    subprocess.run(["docker", "import", "-", name], input=rootfs.stdout, check=True, capture_output=True)
+    image_id = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ImageCache(tmp_path).put("f" * 64, CachedImage(image_id, name))
+    feature = D2GFeature()
+    # More free space required than any disk has: the GC runs.
+    await feature.initialise(WorkerContext(gw.config(requiredDiskSpaceMegabytes=1 << 40), None, tmp_path))  # type: ignore[arg-type]
+    assert await feature.before_claim() is True
+    assert ImageCache(tmp_path).read() == {}
+    gone = subprocess.run(["docker", "image", "inspect", image_id], capture_output=True)
+    assert gone.returncode != 0

@@ -7,6 +7,7 @@ the native payload upstream's d2g produces (container name `taskcontainer`, as i
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from generic_worker.config.d2g import D2GConfig, d2g_config_problems, parse_d2g_config
 from generic_worker.d2g.images import InvalidImage
 from generic_worker.d2g.scopes import convert_scopes, missing_scopes_error
+from generic_worker.d2g.task import D2GTask
 from generic_worker.d2g.translate import backing_log_name, go_ext, translate
 from generic_worker.payload import Engine
 from generic_worker.payload.validate import validate_payload
@@ -392,3 +394,16 @@ def test_d2g_config_keys_defaults_and_problems() -> None:
         '"d2gConfig.bogus": unknown config key',
         '"d2gConfig.containerEngine": only "docker" is supported, got \'podman\'',
     ]
+
+
+def test_chain_of_trust_contract(tmp_path: Any) -> None:
+    d2g = D2GTask(translate({"maxRunTime": 1, "image": "ubuntu"}, ALL, "c"), {"image": "ubuntu"}, ["s"])
+    assert d2g.chain_of_trust_environment() == {}
+    d2g.image_hash = "sha256:" + "1" * 64
+    assert d2g.chain_of_trust_environment() == {"imageHash": "sha256:" + "1" * 64}
+    d2g.image_artifact_hash = "2" * 64
+    d2g.write_chain_of_trust_data(tmp_path)
+    written = json.loads((tmp_path / "chain-of-trust-additional-data.json").read_text())
+    assert written == {
+        "environment": {"imageHash": "sha256:" + "1" * 64, "imageArtifactHash": "sha256:" + "2" * 64}
+    }

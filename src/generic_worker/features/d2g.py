@@ -92,7 +92,12 @@ class D2GFeature(FeatureBase):
         async with self._lock:
             removed = set()
             for key, image in self.cache.read().items():
-                if await docker.remove_image(image.id):
+                # By name: untagging the last name deletes the image; an image a container
+                # uses, or that has other names, stays (docker refuses without --force).
+                if (
+                    await docker.remove_image(image.name or image.id)
+                    or await docker.image_id(image.id) is None
+                ):
                     removed.add(key)
             if removed:
                 log.info("d2g: removed %d cached docker image(s) to free disk space", len(removed))
