@@ -21,6 +21,7 @@ import pytest
 import zstandard
 
 from generic_worker.d2g.cache import CachedImage, ImageCache
+from generic_worker.d2g.host import missing_capabilities
 from generic_worker.engine.worker import WorkerContext
 from generic_worker.exitcodes import ExitCode
 from generic_worker.features.d2g import D2GFeature
@@ -263,3 +264,22 @@ async def test_disk_space_gc_removes_cached_images(gw: GW, tmp_path: Path, docke
     assert ImageCache(tmp_path).read() == {}
     gone = subprocess.run(["docker", "image", "inspect", image_id], capture_output=True)
     assert gone.returncode != 0
+
+
+async def test_privileged_with_its_scope(gw: GW, tmp_path: Path, image_tar: bytes) -> None:
+    producer = await gw.submit(publish_image(tmp_path, image_tar, "image.tar"))
+    image = {"type": "task-image", "taskId": producer, "path": "public/image.tar"}
+    task = await gw.submit(
+        {"image": image, "command": ["true"], "maxRunTime": 60, "capabilities": {"privileged": True}},
+        dependencies=[producer],
+        scopes=["docker-worker:capability:privileged"],
+    )
+    assert await gw.run(numberOfTasksToRun=2) == ExitCode.TASKS_COMPLETE
+    log = await gw.log(task)
+    if missing_capabilities():  # this VM: docker cannot apply the capabilities
+        assert await gw.resolution(task) == "exception/malformed-payload"
+        assert "[d2g] this worker cannot run privileged containers: its capability bounding set lacks" in log
+        assert "CAP_SYS_RESOURCE" in log or "cap " in log
+    else:
+        assert await gw.resolution(task) == "completed/completed", log
+    assert leftover_containers() == []

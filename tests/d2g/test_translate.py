@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from generic_worker.config.d2g import D2GConfig, d2g_config_problems, parse_d2g_config
+from generic_worker.d2g.host import missing_capabilities
 from generic_worker.d2g.images import InvalidImage
 from generic_worker.d2g.scopes import convert_scopes, missing_scopes_error
 from generic_worker.d2g.task import D2GTask
@@ -407,3 +408,9 @@ def test_chain_of_trust_contract(tmp_path: Any) -> None:
     assert written == {
         "environment": {"imageHash": "sha256:" + "1" * 64, "imageArtifactHash": "sha256:" + "2" * 64}
     }
+
+
+def test_missing_capabilities_reads_the_bounding_set() -> None:
+    assert missing_capabilities("CapBnd:\t000001ffffffffff\n", 40) == []
+    assert missing_capabilities("CapBnd:\t000001fffeffffff\n", 40) == ["CAP_SYS_RESOURCE"]
+    assert missing_capabilities("Name: x\n", 40) == []

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from generic_worker.d2g import docker
 from generic_worker.d2g.cache import CachedImage, ImageCache
+from generic_worker.d2g.host import missing_capabilities
 from generic_worker.d2g.images import IMAGE_FILE
 from generic_worker.d2g.task import D2GTask
 from generic_worker.d2g.translate import DOCKER_NETWORK, ENV_FILE, IMAGE_ID, PROXY_GATEWAY, TASK_DIR
@@ -62,6 +63,11 @@ class D2GFeature(FeatureBase):
         self._enabled = worker.config.d2g.enable_d2g
         if not self._enabled:
             return
+        missing = missing_capabilities()
+        if worker.config.d2g.allow_privileged and missing:
+            log.warning(
+                "d2g: privileged containers cannot run here (bounding set lacks %s)", ", ".join(missing)
+            )
         try:
             for container in await docker.names("container", "taskcontainer_"):
                 await docker.remove_container(container)
@@ -113,6 +119,13 @@ class _D2GTask(TaskFeatureBase):
 
     async def start(self) -> None:
         task, d2g = self.task, self.d2g
+        if "--privileged" in task.payload["command"][0]:
+            missing = missing_capabilities()
+            if missing:
+                raise TaskError.malformed_payload(
+                    "[d2g] this worker cannot run privileged containers: its capability bounding "
+                    f"set lacks {', '.join(missing)} (set d2gConfig.allowPrivileged to false here)"
+                )
         try:
             await self._ready_image()
             if d2g.original_payload.get("features", {}).get("chainOfTrust"):
