@@ -22,6 +22,7 @@ import taskcluster.aio
 import yaml
 
 from generic_worker.config import Config, config_from_mapping
+from generic_worker.demo import docker_example
 from generic_worker.engine.worker import Worker
 from generic_worker.features import build_features
 from generic_worker.runner import setup_logging
@@ -34,27 +35,44 @@ WORKER_GROUP, WORKER_ID = "demo-group", "demo-worker-1"
 REPO = Path(__file__).resolve().parents[3]
 
 
-def example_tasks(directory: Path) -> list[tuple[str, dict[str, Any]]]:
+def example_tasks(directory: Path, group: str) -> list[tuple[str, dict[str, Any]]]:
     """Task definitions from `examples/*.yml`, completed with ids, times and the demo queue."""
-    tasks = []
+    return [
+        (path.stem, complete(yaml.safe_load(path.read_text()), path.stem, group))
+        for path in sorted(directory.glob("*.yml"))
+    ]
+
+
+def complete(task: dict[str, Any], name: str, group: str) -> dict[str, Any]:
+    """An example task with metadata, times and the demo queue filled in."""
     now = datetime.now(UTC)
-    group = slugid.nice()
-    for path in sorted(directory.glob("*.yml")):
-        task = yaml.safe_load(path.read_text())
-        task.setdefault("metadata", {})
-        task["metadata"].setdefault("name", path.stem)
-        task["metadata"].setdefault("description", f"example {path.name}")
-        task["metadata"].setdefault("owner", "demo@localhost")
-        task["metadata"].setdefault("source", f"http://localhost/examples/{path.name}")
-        task.update(provisionerId=PROVISIONER, workerType=WORKER_TYPE, schedulerId="demo", taskGroupId=group)
-        task.setdefault("created", to_tc(now))
-        task.setdefault("deadline", to_tc(now + timedelta(hours=1)))
-        task.setdefault("expires", to_tc(now + timedelta(days=7)))
-        tasks.append((path.stem, task))
-    return tasks
+    task.setdefault("metadata", {})
+    task["metadata"].setdefault("name", name)
+    task["metadata"].setdefault("description", f"example {name}")
+    task["metadata"].setdefault("owner", "demo@localhost")
+    task["metadata"].setdefault("source", f"http://localhost/examples/{name}.yml")
+    task.update(provisionerId=PROVISIONER, workerType=WORKER_TYPE, schedulerId="demo", taskGroupId=group)
+    task.setdefault("created", to_tc(now))
+    task.setdefault("deadline", to_tc(now + timedelta(hours=1)))
+    task.setdefault("expires", to_tc(now + timedelta(days=7)))
+    return task
 
 
-def worker_config(root_url: str, access_token: str, data: Path) -> Config:
+async def docker_examples(examples: Path, data: Path, group: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, taskId, task) of the d2g example and its image publisher, or none without Docker."""
+    reason = await docker_example.docker_unavailable_reason()
+    if reason is not None:
+        print(f"(the d2g example is skipped: {reason})")
+        return []
+    tarball = await docker_example.build_image(data)
+    image_task = slugid.nice()
+    return [
+        ("d2g-image", image_task, complete(docker_example.publisher_task(tarball), "d2g-image", group)),
+        ("d2g", slugid.nice(), complete(docker_example.d2g_task(examples, image_task), "d2g", group)),
+    ]
+
+
+def worker_config(root_url: str, access_token: str, data: Path, d2g: bool = False) -> Config:
     """The demo worker's config: every directory under `data`, any free ports."""
     config, _ = config_from_mapping(
         {
@@ -75,6 +93,7 @@ def worker_config(root_url: str, access_token: str, data: Path) -> Config:
             "cleanUpTaskDirs": False,
             "requiredDiskSpaceMegabytes": 64,
             "workerTypeMetadata": {"demo": True},
+            "d2gConfig": {"enableD2G": d2g, "logTranslation": False},
         }
     )
     return config
@@ -137,12 +156,14 @@ async def demo(examples: Path, data: Path) -> int:
                 f"demo/{WORKER_ID}", {"expires": expires, "description": "demo worker", "scopes": scopes}
             )
             submitted = []
-            for name, task in example_tasks(examples):
-                task_id = slugid.nice()
+            group = slugid.nice()
+            with_docker = await docker_examples(examples, data, group)
+            tasks = [(name, slugid.nice(), task) for name, task in example_tasks(examples, group)]
+            for name, task_id, task in tasks + with_docker:
                 await queue.createTask(task_id, task)
                 submitted.append((name, task_id))
                 print(f"submitted {name:<10} as task {task_id}")
-            config = worker_config(server.root_url, client["accessToken"], data)
+            config = worker_config(server.root_url, client["accessToken"], data, d2g=bool(with_docker))
             worker = Worker(config, build_features(config), state_dir=data)
             running = asyncio.create_task(worker.run())
             ids = [task_id for _, task_id in submitted]
