@@ -7,6 +7,7 @@ publishes the image, d2g tasks use it as a task image, an indexed image and from
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import lz4.frame
 import pytest
 import zstandard
 
@@ -283,3 +285,34 @@ async def test_privileged_with_its_scope(gw: GW, tmp_path: Path, image_tar: byte
     else:
         assert await gw.resolution(task) == "completed/completed", log
     assert leftover_containers() == []
+
+
+async def test_gzip_and_lz4_images_and_the_cache_across_restarts(
+    gw: GW, tmp_path: Path, image_tar: bytes
+) -> None:
+    gz = await gw.submit(publish_image(tmp_path, gzip.compress(image_tar, compresslevel=1), "image.tar.gz"))
+    lz = await gw.submit(publish_image(tmp_path, lz4.frame.compress(image_tar), "image.tar.lz4"))
+    hello = {"command": ["sh", "-c", "echo container says hi"], "maxRunTime": 60}
+    from_gz = await gw.submit(
+        {"image": {"type": "task-image", "taskId": gz, "path": "public/image.tar.gz"}, **hello},
+        dependencies=[gz],
+    )
+    from_lz4 = await gw.submit(
+        {"image": {"type": "task-image", "taskId": lz, "path": "public/image.tar.lz4"}, **hello},
+        dependencies=[lz, from_gz],
+    )
+    assert await gw.run(numberOfTasksToRun=4) == ExitCode.TASKS_COMPLETE
+    for task in (from_gz, from_lz4):
+        log = await gw.log(task)
+        assert await gw.resolution(task) == "completed/completed", log
+        assert "[d2g] Loading docker image" in log and "container says hi" in log
+
+    # A restarted worker (same state directory) finds the gzip image in its image cache.
+    again = await gw.submit(
+        {"image": {"type": "task-image", "taskId": gz, "path": "public/image.tar.gz"}, **hello},
+        dependencies=[gz],
+    )
+    assert await gw.run(numberOfTasksToRun=1) == ExitCode.TASKS_COMPLETE
+    log = await gw.log(again)
+    assert await gw.resolution(again) == "completed/completed", log
+    assert "[d2g] Using cached docker image" in log and "[d2g] Loading docker image" not in log
