@@ -199,6 +199,8 @@ async def test_invalid_docker_worker_payload_is_malformed(gw: GW) -> None:
     log = await gw.log(task)
     assert await gw.resolution(task) == "exception/malformed-payload"
     assert "(root): maxRunTime is required" in log
+    assert "Docker-worker payloads (d2g) must conform to the following jsonschema:" in log
+    assert '"supersederUrl"' in log
 
 
 SLEEPER = {

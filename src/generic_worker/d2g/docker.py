@@ -18,13 +18,28 @@ SHORT = 60.0  # inspect, rm, network calls
 LONG = 3600.0  # load and pull of big images
 
 
+CLIENT_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "XDG_RUNTIME_DIR",
+        "DOCKER_HOST",
+        "DOCKER_CONFIG",
+        "DOCKER_CONTEXT",
+        "DOCKER_CERT_PATH",
+        "DOCKER_TLS_VERIFY",
+    }
+)
+"""The worker's environment variables the docker CLI is given (where the daemon is, how to reach it)."""
+
+
 class DockerError(Exception):
     """A docker command failed; the message has the command and docker's output."""
 
 
 async def docker(args: Sequence[str], *, timeout: float = SHORT, cwd: Path | None = None) -> str:  # noqa: ASYNC109
     """Run `docker <args>`; return its output, or raise `DockerError`."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")}
+    env = {k: v for k, v in os.environ.items() if k in CLIENT_ENV}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
     captured = await run_capture([DOCKER, *args], env=env, cwd=cwd, timeout=timeout)
     if captured.result.start_error is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from generic_worker.d2g.prepare import DWPayloadRefused, d2g_disabled_message, prepare
+from generic_worker.d2g.prepare import DWPayloadRefused, d2g_disabled_message, docker_worker_schema, prepare
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import TaskError
 from generic_worker.payload import schema_json
+from generic_worker.payload.gojson import go_json_dumps
 from generic_worker.payload.model import is_docker_worker_payload
 from generic_worker.payload.validate import invalid_payload_log_lines, validate_payload
 from generic_worker.tc import TC_ERRORS
@@ -69,8 +70,8 @@ class _Validator(TaskFeatureBase):
             if e.problems:
                 for line in invalid_payload_log_lines(e.problems):
                     task.log.error(line)
-                task.log.error("Task payload for this worker type must conform to the following jsonschema:")
-                task.log.error(schema_json(task.engine))
+                task.log.error("Docker-worker payloads (d2g) must conform to the following jsonschema:")
+                task.log.error(go_json_dumps(docker_worker_schema(), indent=2))
             raise TaskError.malformed_payload(str(e)) from e
         except TC_ERRORS as e:
             why = f"Could not expand task scopes with the auth service: {e}"
