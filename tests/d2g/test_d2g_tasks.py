@@ -141,7 +141,13 @@ async def test_exit_status_retry_and_max_run_time_leave_no_container(
     producer = await gw.submit(publish_image(tmp_path, image_tar, "image.tar"))
     image = {"type": "task-image", "taskId": producer, "path": "public/image.tar"}
     retry = await gw.submit(
-        {"image": image, "command": ["sh", "-c", "exit 3"], "maxRunTime": 60, "onExitStatus": {"retry": [3]}},
+        {
+            "image": image,
+            "command": ["sh", "-c", "echo retry me; exit 3"],
+            "maxRunTime": 60,
+            "onExitStatus": {"retry": [3]},
+            "log": "public/d2g/retry.log",
+        },
         dependencies=[producer],
         retries=0,
     )
@@ -151,6 +157,10 @@ async def test_exit_status_retry_and_max_run_time_leave_no_container(
     )
     assert await gw.run(numberOfTasksToRun=3) == ExitCode.TASKS_COMPLETE
     assert await gw.resolution(retry) == "exception/intermittent-task"
+    # `log` names the log artifacts: the backing log gets `_backing` before the extension.
+    names = set(await gw.artifacts(retry))
+    assert {"public/d2g/retry.log", "public/d2g/retry_backing.log"} <= names, names
+    assert b"retry me" in await gw.content(retry, "public/d2g/retry_backing.log")
     log = await gw.log(slow)
     assert await gw.resolution(slow) == "failed/failed", log
     assert "started" in log and "max run time exceeded" in log
