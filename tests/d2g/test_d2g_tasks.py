@@ -22,11 +22,11 @@ import lz4.frame
 import pytest
 import zstandard
 
-from generic_worker.d2g.cache import CachedImage, ImageCache
+from generic_worker.d2g.cache import CachedImage, ImageCache, images_in_use
 from generic_worker.d2g.host import missing_capabilities
 from generic_worker.engine.worker import WorkerContext
 from generic_worker.exitcodes import ExitCode
-from generic_worker.features.d2g import D2GFeature
+from generic_worker.features.d2g_image_gc import D2GImageGCFeature
 from tclocal.testing import RunningTCLocal, running_tclocal
 from tests.integration.harness import GW, wait_for
 from tests.integration.test_lifecycle import start_worker
@@ -271,9 +271,15 @@ async def test_disk_space_gc_removes_cached_images(gw: GW, tmp_path: Path, docke
         check=True,
     ).stdout.strip()
     ImageCache(tmp_path).put("f" * 64, CachedImage(image_id, name))
-    feature = D2GFeature()
+    feature = D2GImageGCFeature()
     # More free space required than any disk has: the GC runs.
     await feature.initialise(WorkerContext(gw.config(requiredDiskSpaceMegabytes=1 << 40), None, tmp_path))  # type: ignore[arg-type]
+    images_in_use[image_id] += 1  # a running task uses it: it stays
+    try:
+        assert await feature.before_claim() is True
+        assert list(ImageCache(tmp_path).read()) == ["f" * 64]
+    finally:
+        images_in_use[image_id] -= 1
     assert await feature.before_claim() is True
     assert ImageCache(tmp_path).read() == {}
     gone = subprocess.run(["docker", "image", "inspect", image_id], capture_output=True)

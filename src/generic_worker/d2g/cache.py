@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CACHE_FILE = "d2g-image-cache.json"
+
+images_in_use: Counter[str] = Counter()
+"""Image ids that running d2g tasks use (worker-wide, on the event loop): the GC leaves them."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from generic_worker.features.backing_log import BackingLogFeature
 from generic_worker.features.chain_of_trust import ChainOfTrustFeature
 from generic_worker.features.command_executor import CommandExecutorFeature
 from generic_worker.features.d2g import D2GFeature
+from generic_worker.features.d2g_image_gc import D2GImageGCFeature
 from generic_worker.features.live_log import LiveLogFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
 from generic_worker.features.mounts import MountsFeature
@@ -42,6 +43,8 @@ def build_features(config: Config) -> list[Feature]:
         # Before mounts and commands: TASKCLUSTER_PROXY_URL must be in the commands' env.
         TaskclusterProxyFeature(),
         OSGroupsFeature(),
+        # Before mounts: its disk-space GC (cached docker images) runs before caches are evicted.
+        D2GImageGCFeature(),
         # After the live log and the proxy (its downloads show live), before chain of trust and
         # payload artifacts: caches are unmounted (moved back or purged) only after the
         # artifacts in them were uploaded. Before the commands, whose exit code decides purges.

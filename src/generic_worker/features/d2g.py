@@ -8,9 +8,8 @@ records the chain-of-trust data, writes `env.list` and fills the run-time placeh
 optional) and removes the container with `docker rm --force`, so no container outlives its task
 on completion, failure, maxRunTime, cancellation or worker shutdown.
 
-Worker side: at start, removes `taskcontainer_*` containers and `gw-task-*` networks a crashed
-worker left behind; before each claim, when disk space is short, removes cached images that no
-container uses (the mounts feature then evicts caches as usual).
+The worker-side part (sweeping what a crashed worker left, the disk-space GC of cached images) is
+the D2G Image GC feature, which must come before the mounts feature in the list.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generic_worker.d2g import docker
-from generic_worker.d2g.cache import CachedImage, ImageCache
+from generic_worker.d2g.cache import CachedImage, ImageCache, images_in_use
 from generic_worker.d2g.host import missing_capabilities
 from generic_worker.d2g.images import IMAGE_FILE
 from generic_worker.d2g.task import D2GTask
@@ -30,7 +29,7 @@ from generic_worker.d2g.translate import DOCKER_NETWORK, ENV_FILE, IMAGE_ID, PRO
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors, TaskError
-from generic_worker.mounts.diskspace import MIB, Budget, free_bytes
+from generic_worker.mounts.diskspace import MIB, Budget
 from generic_worker.mounts.errors import MountError
 from generic_worker.mounts.files import decompress_file, hash_file
 
@@ -51,30 +50,10 @@ class D2GFeature(FeatureBase):
     def __init__(self) -> None:
         self.cache: ImageCache | None = None
         self._lock = asyncio.Lock()  # one image load at a time; the cache file is shared
-        self._tasks_dir = Path(".")
-        self._required_bytes = 0
-        self._enabled = False
 
     async def initialise(self, worker: WorkerContext) -> None:
-        """Sweep what a previous worker left behind (only where d2g is enabled)."""
+        """The image cache lives in the worker's state directory."""
         self.cache = ImageCache(worker.state_dir)
-        self._tasks_dir = Path(worker.config.tasks_dir)
-        self._required_bytes = worker.config.required_disk_space_megabytes * MIB
-        self._enabled = worker.config.d2g.enable_d2g
-        if not self._enabled:
-            return
-        missing = missing_capabilities()
-        if worker.config.d2g.allow_privileged and missing:
-            log.warning(
-                "d2g: privileged containers cannot run here (bounding set lacks %s)", ", ".join(missing)
-            )
-        try:
-            for container in await docker.names("container", "taskcontainer_"):
-                await docker.remove_container(container)
-            for network in await docker.names("network", "gw-task-"):
-                await docker.remove_network(network)
-        except docker.DockerError as e:
-            log.warning("d2g: could not sweep stale docker resources: %s", e)
 
     def is_enabled(self, task: TaskRun) -> bool:
         """`d2gConfig.enableD2G` (payload validation already refused d2g tasks without it)."""
@@ -89,33 +68,13 @@ class D2GFeature(FeatureBase):
         assert self.cache is not None and task.d2g is not None
         return _D2GTask(task, task.d2g, self)
 
-    async def before_claim(self) -> bool:
-        """Short of disk space: remove cached images no container uses, and forget them."""
-        if not self._enabled or self.cache is None:
-            return True
-        if await asyncio.to_thread(free_bytes, self._tasks_dir) >= self._required_bytes:
-            return True
-        async with self._lock:
-            removed = set()
-            for key, image in self.cache.read().items():
-                # By name: untagging the last name deletes the image; an image a container
-                # uses, or that has other names, stays (docker refuses without --force).
-                if (
-                    await docker.remove_image(image.name or image.id)
-                    or await docker.image_id(image.id) is None
-                ):
-                    removed.add(key)
-            if removed:
-                log.info("d2g: removed %d cached docker image(s) to free disk space", len(removed))
-                self.cache.drop(removed)
-        return True
-
 
 class _D2GTask(TaskFeatureBase):
     def __init__(self, task: TaskRun, d2g: D2GTask, feature: D2GFeature) -> None:
         self.task = task
         self.d2g = d2g
         self.feature = feature
+        self.held = ""
 
     async def start(self) -> None:
         task, d2g = self.task, self.d2g
@@ -163,6 +122,10 @@ class _D2GTask(TaskFeatureBase):
                 cache.put(d2g.image_artifact_hash, cached)
                 task.log.info(f'[d2g] Loaded docker image "{name}"')
         d2g.image_id = cached.id
+        # Ordering: held before the lock is released, so the disk-space GC never removes it
+        # between here and `docker run`.
+        images_in_use[cached.id] += 1
+        self.held = cached.id
         # The image is in docker now; its tarball would only take disk space in the task directory.
         await asyncio.to_thread(_remove, image_file)
 
@@ -208,6 +171,8 @@ class _D2GTask(TaskFeatureBase):
             await docker.remove_container(d2g.container_name)
         except docker.DockerError as e:
             errors.add(TaskError.internal_error(f"[d2g] could not remove docker container: {e}"))
+        if self.held:
+            images_in_use[self.held] -= 1
 
 
 def _magic(path: Path) -> bytes:
