@@ -152,7 +152,7 @@ async def test_exit_status_retry_and_max_run_time_leave_no_container(
         retries=0,
     )
     slow = await gw.submit(
-        {"image": image, "command": ["sh", "-c", "echo started; sleep 300"], "maxRunTime": 3},
+        {"image": image, "command": ["sh", "-c", "echo started; exec sleep 7391"], "maxRunTime": 3},
         dependencies=[producer],
     )
     assert await gw.run(numberOfTasksToRun=3) == ExitCode.TASKS_COMPLETE
@@ -170,7 +170,7 @@ async def test_exit_status_retry_and_max_run_time_leave_no_container(
 
 def _container_processes() -> list[str]:
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in ps.splitlines() if "sleep 300" in line]
+    return [line for line in ps.splitlines() if line.strip() == "sleep 7391"]
 
 
 async def test_named_image_pull_fails_clearly_offline(gw: GW) -> None:
@@ -214,7 +214,7 @@ async def test_invalid_docker_worker_payload_is_malformed(gw: GW) -> None:
 
 
 SLEEPER = {
-    "command": ["sh", "-c", "touch /vol/started; exec sleep 600"],
+    "command": ["sh", "-c", "touch /vol/started; exec sleep 7392"],
     "maxRunTime": 900,
     "artifacts": {"public/vol": {"type": "volume", "path": "/vol"}},
 }
@@ -226,7 +226,7 @@ def started(gw: GW) -> bool:
 
 def container_sleepers() -> list[str]:
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in ps.splitlines() if line.strip() == "sleep 600"]
+    return [line for line in ps.splitlines() if line.strip() == "sleep 7392"]
 
 
 async def test_cancel_and_sigterm_leave_no_container_and_no_process(
