@@ -16,20 +16,25 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # System packages the tests need: gpg verifies OpenPGP signatures for real; Debian's chromium
 # is the browser the web view's Playwright tests drive (Playwright never downloads one);
-# systemd-analyze verifies the unit `install service` writes (it needs no running systemd).
+# systemd-analyze verifies the unit `install service` writes (it needs no running systemd);
+# docker.io runs d2g tasks (tests/docker/dockerd.sh starts dockerd when none runs) with
+# busybox-static as the base image's only binary (the d2g tests skip where Docker cannot run).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v gpg >/dev/null 2>&1 || { \
 	  echo "installing gnupg (needed by the tests)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq gnupg; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq gnupg; fi; }
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gnupg; }
 	@test -x /usr/bin/chromium || { \
 	  echo "installing chromium (needed by the web view's browser tests)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 	  echo "installing systemd (systemd-analyze, needed by the tests)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq systemd; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq systemd; fi; }
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq systemd; }
+	@{ command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 \
+	   && dpkg -s busybox-static >/dev/null 2>&1; } || { \
+	  echo "installing docker.io and busybox-static (needed by the d2g tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq docker.io busybox-static \
+	  || echo "warning: could not install docker.io/busybox-static; the d2g tests will skip"; }
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m generic_worker.demo $(if $(SERVE),--serve)

@@ -91,7 +91,12 @@ async def test_invalid_payloads_are_malformed(gw: GW, payload: dict[str, object]
 async def test_docker_worker_payload_is_rejected(gw: GW):
     resolution, log = await run_one(gw, {"image": "ubuntu:24.04", "command": ["true"], "maxRunTime": 30})
     assert resolution == "exception/malformed-payload"
-    assert "docker-worker payloads are not supported by this worker" in log
+    # Upstream's text for a worker pool without d2g (d2gConfig.enableD2G false, the default).
+    assert (
+        f"docker worker payload detected, but D2G is not enabled on this worker pool "
+        f"(test-provisioner/{gw.worker_type})." in log
+    )
+    assert f"/worker-manager/test-provisioner%2F{gw.worker_type}) and ask for D2G to be enabled." in log
 
 
 async def test_valid_payload(gw: GW):

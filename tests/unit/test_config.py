@@ -45,6 +45,7 @@ SEED_DEFAULTS = {
     "taskclusterProxyPort": 80,
     "workerGroup": "test-worker-group",
     "workerTypeMetadata": {},
+    "d2gConfig": {},
     # keys new since the seed
     "rootURL": "",
     "enableChainOfTrust": True,

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from generic_worker.config.d2g import d2g_config_problems
 from generic_worker.config.schema import Config, Kind, config_keys
 
 COMPAT_KEYS: Mapping[str, Kind] = {
-    "d2gConfig": Kind.OBJECT,
     "disableNativePayloads": Kind.BOOL,
     "enableInteractive": Kind.BOOL,
     "enableLoopbackAudio": Kind.BOOL,
@@ -194,6 +194,7 @@ REQUIRED_KEYS = frozenset(
 def cross_checks(config: Config) -> list[str]:
     """Problems that involve a key's value or several keys together."""
     problems = _required(config)
+    problems.extend(d2g_config_problems(config.d2g_config))
     for key, value in (
         ("provisionerId", config.provisioner_id),
         ("workerType", config.worker_type),

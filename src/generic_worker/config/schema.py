@@ -14,6 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from generic_worker.config.d2g import D2GConfig, parse_d2g_config
+
 
 class Kind(Enum):
     """How a key's JSON value is checked (beyond its Python type)."""
@@ -98,6 +100,12 @@ class Config:
         False,
         "Upload artifacts through the object service instead of s3",
         B,
+    )
+    d2g_config: dict[str, Any] = _key(
+        "d2gConfig",
+        dict,
+        "docker-worker payloads (d2g): enableD2G and the allow* switches (docs/d2g.md)",
+        Kind.OBJECT,
     )
     deployment_id: str = _key("deploymentId", "", "Deployment id (with --configure-for-aws)", S)
     disable_oom_protection: bool = _key(
@@ -269,6 +277,11 @@ class Config:
     def task_queue_id(self) -> str:
         """`<provisionerId>/<workerType>`, the queue this worker claims from."""
         return f"{self.provisioner_id}/{self.worker_type}"
+
+    @property
+    def d2g(self) -> D2GConfig:
+        """The typed `d2gConfig`, merged over upstream's defaults."""
+        return parse_d2g_config(self.d2g_config)
 
     @property
     def multiuser(self) -> bool:

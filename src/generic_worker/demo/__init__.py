@@ -25,6 +25,7 @@ import taskcluster.aio
 import yaml
 
 from generic_worker.config import Config, config_from_mapping
+from generic_worker.demo import docker_example
 from generic_worker.engine.worker import Worker
 from generic_worker.features import build_features
 from generic_worker.local.exec_run import ExecOptions, exec_target
@@ -45,19 +46,38 @@ WORKER = ("demo-group", "demo-worker-1")
 REPO = Path(__file__).resolve().parents[3]
 
 
-def example_tasks(directory: Path) -> list[tuple[str, dict[str, Any]]]:
+def example_tasks(directory: Path, group: str) -> list[tuple[str, dict[str, Any]]]:
     """Task definitions from `examples/*.yml`, completed with ids, times and the demo queue."""
-    group = slugid.nice()
     return [
         (path.stem, complete_task(yaml.safe_load(path.read_text()), path.stem, QUEUE, "demo", group))
         for path in sorted(directory.glob("*.yml"))
     ]
 
 
-def worker_config(root_url: str, access_token: str, data: Path) -> Config:
-    """The demo worker's config: every directory under `data`, any free ports."""
+async def docker_examples(examples: Path, data: Path, group: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, taskId, task) of the d2g example and its image publisher, or none without Docker."""
+    reason = await docker_example.docker_unavailable_reason()
+    if reason is not None:
+        print(f"(the d2g example is skipped: {reason})")
+        return []
+    tarball = await docker_example.build_image(data)
+    image_task = slugid.nice()
+    publisher = docker_example.publisher_task(tarball)
+    d2g = docker_example.d2g_task(examples, image_task)
+    return [
+        ("d2g-image", image_task, complete_task(publisher, "d2g-image", QUEUE, "demo", group)),
+        ("d2g", slugid.nice(), complete_task(d2g, "d2g", QUEUE, "demo", group)),
+    ]
+
+
+def worker_config(root_url: str, access_token: str, data: Path, d2g: bool = False) -> Config:
+    """The demo worker's config: every directory under `data`, any free ports; d2g where Docker runs."""
     tied = worker_settings(root_url, f"demo/{WORKER[1]}", access_token, QUEUE, WORKER)
-    extra = {"cleanUpTaskDirs": False, "workerTypeMetadata": {"demo": True}}
+    extra = {
+        "cleanUpTaskDirs": False,
+        "workerTypeMetadata": {"demo": True},
+        "d2gConfig": {"enableD2G": d2g, "logTranslation": False},
+    }
     config, _ = config_from_mapping(merge_config(local_defaults(data, data), extra, tied))
     return config
 
@@ -105,12 +125,14 @@ async def demo(examples: Path, data: Path, serve: bool) -> int:
             scopes = worker_scopes(*QUEUE, *WORKER)
             token = await create_worker_client(session, root, f"demo/{WORKER[1]}", scopes)
             submitted = []
-            for name, task in example_tasks(examples):
-                task_id = slugid.nice()
+            group = slugid.nice()
+            with_docker = await docker_examples(examples, data, group)
+            tasks = [(name, slugid.nice(), task) for name, task in example_tasks(examples, group)]
+            for name, task_id, task in tasks + with_docker:
                 await queue.createTask(task_id, task)
                 submitted.append((name, task_id))
                 print(f"submitted {name:<10} as task {task_id}")
-            config = worker_config(server.root_url, token, data)
+            config = worker_config(server.root_url, token, data, d2g=bool(with_docker))
             worker = Worker(config, build_features(config), state_dir=data)
             running = asyncio.create_task(worker.run())
             ids = [task_id for _, task_id in submitted]

@@ -40,6 +40,7 @@ from generic_worker.timefmt import now, parse_tc
 from generic_worker.worker_log import bind_task
 
 if TYPE_CHECKING:
+    from generic_worker.d2g.task import D2GTask
     from generic_worker.engine.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,9 @@ class TaskRun:
         """Multiuser engine: the task's own OS user (made before the features start)."""
         self.run_as_current_user = False
         """Multiuser engine: commands run as the worker's user (`features.runTaskAsCurrentUser`)."""
+        self.d2g: D2GTask | None = None
+        """A docker-worker payload's translation (set by payload validation; docs/d2g.md)."""
+        self._checker: ScopeChecker | None = None
 
     # ---- identity and derived values -------------------------------------------------------
     @property
@@ -281,11 +285,22 @@ class TaskRun:
         if not result.succeeded:
             self.abort(TaskError.internal_error(f"runAfterUserCreation {script} failed: {outcome}"))
 
+    def check_features_against(self, scopes: Sequence[str]) -> None:
+        """Check the scopes of features not yet started against `scopes` instead of the task's.
+
+        d2g: a docker-worker task's features need the native scopes its scopes translate to.
+        """
+        self._checker = ScopeChecker(scopes, self._expand_scopes)
+
+    async def expand_scopes(self, scopes: list[str]) -> list[str]:
+        """Expand `assume:` scopes through the auth service (errors are the client's)."""
+        return await self._expand_scopes(scopes)
+
     async def _run_features(self) -> None:
-        checker = ScopeChecker(self.scopes, self._expand_scopes)
+        self._checker = ScopeChecker(self.scopes, self._expand_scopes)
         async with AsyncExitStack() as stack:
             for feature in self._features:
-                error = await self._start_feature(feature, checker, stack)
+                error = await self._start_feature(feature, self._checker, stack)
                 if error is not None:
                     self.errors.add(error)
                     break
@@ -308,6 +323,8 @@ class TaskRun:
             task_feature = feature.new_task_feature(self)
         except TaskError as e:
             return e
+        # The payload validator may have replaced the checker (d2g) since this run began.
+        checker = self._checker or checker
         error = await checker.check(feature.name, task_feature.required_scopes())
         if error is None:
             error = self._reserve(feature.name, task_feature.reserved_artifacts())

@@ -10,6 +10,8 @@ from generic_worker.engine.feature import Feature
 from generic_worker.features.backing_log import BackingLogFeature
 from generic_worker.features.chain_of_trust import ChainOfTrustFeature
 from generic_worker.features.command_executor import CommandExecutorFeature
+from generic_worker.features.d2g import D2GFeature
+from generic_worker.features.d2g_image_gc import D2GImageGCFeature
 from generic_worker.features.deployment_id import DeploymentIdFeature
 from generic_worker.features.live_log import LiveLogFeature
 from generic_worker.features.max_run_time import MaxRunTimeFeature
@@ -55,6 +57,8 @@ def build_features(config: Config, *, configure_for_aws: bool = False) -> list[F
         # whose file work then runs as the worker's user too.
         RunTaskAsCurrentUserFeature(),
         OSGroupsFeature(),
+        # Before mounts: its disk-space GC (cached docker images) runs before caches are evicted.
+        D2GImageGCFeature(),
         # After the live log and the proxy (its downloads show live), before chain of trust and
         # payload artifacts: caches are unmounted (moved back or purged) only after the
         # artifacts in them were uploaded. Before the commands, whose exit code decides purges.
@@ -62,6 +66,11 @@ def build_features(config: Config, *, configure_for_aws: bool = False) -> list[F
         # Before payload artifacts, so its stop runs after them and can hash them.
         ChainOfTrustFeature(),
         PayloadArtifactsFeature(),
+        # d2g: after the proxy (its docker network) and mounts (the image file, caches); after
+        # payload artifacts, so its stop (docker cp) runs before they are uploaded; before the
+        # command executor (docker run), so its stop (docker rm --force) runs after the commands
+        # were killed.
+        D2GFeature(),
         # Samples memory while the commands run; its summary is logged after
         # `=== Task Finished ===` and before the payload artifacts are uploaded.
         ResourceMonitorFeature(),

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from generic_worker.artifacts import FileArtifact, LogGzip
+from generic_worker.d2g.translate import backing_log_name
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
 from generic_worker.errors import ExecutionErrors
-from generic_worker.payload.model import DEFAULT_BACKING_LOG_NAME
+from generic_worker.payload.model import DEFAULT_BACKING_LOG_NAME, is_docker_worker_payload
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ class _BackingLog(TaskFeatureBase):
         self.task = task
         logs = task.payload.get("logs")
         name = logs.get("backing") if isinstance(logs, dict) else None
+        # d2g: this feature starts before the docker-worker payload is translated; its `log`
+        # names the live log, and the backing log as the translation will.
+        if is_docker_worker_payload(task.raw_payload) and isinstance(task.payload.get("log"), str):
+            name = backing_log_name(task.payload["log"])
         self.name = name if isinstance(name, str) and name else DEFAULT_BACKING_LOG_NAME
         self.gzip: LogGzip | None = None
 

@@ -3,6 +3,7 @@
 `features.interactive`, `features.loopbackAudio`, `features.loopbackVideo` and
 `taskclusterProxyInterface: docker-bridge` are valid payload
 (today's upstream schema) but need machinery this worker does not have (TARGET §13).
+`docker-bridge` is provided where d2g is enabled (Docker is there): see docs/d2g.md.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from generic_worker.errors import TaskError
 UNSUPPORTED_FEATURES = ("interactive", "loopbackAudio", "loopbackVideo")
 
 
-def requested_unsupported(payload: dict[str, object]) -> list[str]:
-    """The unsupported things a (validated) payload asks for."""
+def requested_unsupported(payload: dict[str, object], docker_bridge: bool = False) -> list[str]:
+    """The unsupported things a (validated) payload asks for (`docker_bridge`: Docker is in use)."""
     features = payload.get("features") or {}
     assert isinstance(features, dict)
     found = [f"features.{name}" for name in UNSUPPORTED_FEATURES if features.get(name)]
-    if payload.get("taskclusterProxyInterface") == "docker-bridge":
+    if payload.get("taskclusterProxyInterface") == "docker-bridge" and not docker_bridge:
         found.append("taskclusterProxyInterface: docker-bridge")
     return found
 
@@ -31,7 +32,7 @@ class UnsupportedFeature(FeatureBase):
 
     def is_requested(self, task: TaskRun) -> bool:
         """Only when the payload asks for something unsupported."""
-        return bool(requested_unsupported(dict(task.payload)))
+        return bool(requested_unsupported(dict(task.payload), task.config.d2g.enable_d2g))
 
     def new_task_feature(self, task: TaskRun) -> TaskFeature:
         """The per-task part."""
@@ -43,7 +44,7 @@ class _Unsupported(TaskFeatureBase):
         self.task = task
 
     async def start(self) -> None:
-        names = ", ".join(requested_unsupported(dict(self.task.payload)))
+        names = ", ".join(requested_unsupported(dict(self.task.payload), self.task.config.d2g.enable_d2g))
         raise TaskError.malformed_payload(
             f"this task is attempting to use {names}, which this worker does not support"
         )

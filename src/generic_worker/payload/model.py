@@ -231,8 +231,8 @@ class Payload(TypedDict, total=False):
 def is_docker_worker_payload(payload: object) -> bool:
     """Say whether ``payload`` is a docker-worker payload (an object with an ``image`` key).
 
-    Upstream tells the two payload kinds apart this way; this worker rejects docker-worker payloads
-    with ``DOCKER_WORKER_PAYLOAD_UNSUPPORTED`` before validating against the native schema.
+    Upstream tells the two payload kinds apart this way; the payload validator translates them
+    (d2g, when ``d2gConfig.enableD2G``) or refuses them with upstream's text.
     """
     return isinstance(payload, dict) and "image" in payload
 

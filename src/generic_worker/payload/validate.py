@@ -26,8 +26,10 @@ from generic_worker.payload.gojson import go_json_dumps
 __all__ = [
     "INVALID_PAYLOAD_HEADER",
     "invalid_payload_log_lines",
+    "new_validator",
     "payload_problems_for_non_object",
     "validate_payload",
+    "validate_with",
 ]
 
 INVALID_PAYLOAD_HEADER = "TASK FAIL since the task payload is invalid. See errors:"
@@ -80,6 +82,20 @@ def validate_payload(payload: object, engine: Engine) -> list[str]:
     validator = _validator(Engine(engine))
     problems = sorted(set(_describe(list(validator.iter_errors(payload)), validator.schema)))
     return [f"{_field(path)}: {message}" for path, _rank, message in problems]
+
+
+def validate_with(payload: object, validator: Draft6Validator) -> list[str]:
+    """Like `validate_payload`, against another schema's validator (d2g's docker-worker schema)."""
+    not_object = payload_problems_for_non_object(payload)
+    if not_object:
+        return not_object
+    problems = sorted(set(_describe(list(validator.iter_errors(payload)), validator.schema)))
+    return [f"{_field(path)}: {message}" for path, _rank, message in problems]
+
+
+def new_validator(schema: Mapping[str, Any]) -> Draft6Validator:
+    """A validator for `schema` with the payload format checks (`date-time`, `uri`)."""
+    return Draft6Validator(schema, format_checker=payload_format_checker())
 
 
 def invalid_payload_log_lines(problems: Sequence[str]) -> list[str]:

@@ -98,13 +98,16 @@ class TaskclusterProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
+        self.host = LOOPBACK
 
-    async def start(self, port: int, *, tries: int = 1) -> int:
-        """Listen on 127.0.0.1: `port` (0: any free port), or the first free port of `tries`.
+    async def start(self, port: int, *, tries: int = 1, host: str = LOOPBACK) -> int:
+        """Listen on `host` (default 127.0.0.1): `port` (0: any free port), or the first free of `tries`.
 
-        Returns the port. Raises OSError when no port could be bound.
+        Returns the port. Raises OSError when no port could be bound. d2g binds a per-task docker
+        network's gateway, so that only that task's container (and the host) can reach it.
         """
-        sock = _bind_loopback(port, tries)
+        sock = _bind_loopback(port, tries, host)
+        self.host = host
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         # handler_cancellation: a task that hangs up stops its upstream request too.
@@ -127,8 +130,8 @@ class TaskclusterProxy:
 
     @property
     def url(self) -> str:
-        """`http://127.0.0.1:<port>`, the task's TASKCLUSTER_PROXY_URL."""
-        return f"http://{LOOPBACK}:{self.port}"
+        """`http://<host>:<port>`, the task's TASKCLUSTER_PROXY_URL."""
+        return f"http://{self.host}:{self.port}"
 
     async def close(self) -> None:
         """Stop listening, end requests in flight, close upstream connections."""
@@ -316,15 +319,15 @@ def _compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _bind_loopback(port: int, tries: int) -> socket.socket:
-    """A socket bound to 127.0.0.1: the first free port of `port`, `port + 1`, ... (`tries` ports)."""
+def _bind_loopback(port: int, tries: int, host: str = LOOPBACK) -> socket.socket:
+    """A socket bound to `host`: the first free port of `port`, `port + 1`, ... (`tries` ports)."""
     candidates = [0] if port == 0 else range(port, min(port + max(tries, 1), 65536))
     error: OSError | None = None
     for candidate in candidates:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((LOOPBACK, candidate))
+            sock.bind((host, candidate))
             sock.setblocking(False)
             return sock
         except OSError as e:

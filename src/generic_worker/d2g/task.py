@@ -1,0 +1,54 @@
+"""A d2g task: its translation, set by payload validation, and what the d2g feature learns running it.
+
+`D2GTask` is what `TaskRun.d2g` holds. Its contract with the chain-of-trust feature (written on
+another branch): `original_payload` and `original_scopes` are the docker-worker definition's
+(upstream signs the original task definition); `chain_of_trust_environment()` is the object to
+merge into the certificate's `environment` (`imageHash`, plus `imageArtifactHash` for artifact
+images); it is also written to `<task dir>/chain-of-trust-additional-data.json` as upstream does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generic_worker.d2g.translate import Translation
+
+COT_ADDITIONAL_DATA = "chain-of-trust-additional-data.json"
+
+
+@dataclass
+class D2GTask:
+    """One d2g task run's translation and run-time facts."""
+
+    translation: Translation
+    original_payload: dict[str, Any]
+    original_scopes: list[str]
+    image_id: str = ""
+    """The loaded image's id (`sha256:...`), set once the image is ready."""
+    image_hash: str = ""
+    """`docker inspect` id of the image (chain of trust `environment.imageHash`)."""
+    image_artifact_hash: str = ""
+    """SHA-256 hex of the image artifact (task and indexed images only)."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def container_name(self) -> str:
+        """The container's name (`taskcontainer_<slug>`)."""
+        return self.translation.container_name
+
+    def chain_of_trust_environment(self) -> dict[str, str]:
+        """What d2g adds to the certificate's `environment` (empty until the image is ready)."""
+        extra: dict[str, str] = {}
+        if self.image_hash:
+            extra["imageHash"] = self.image_hash
+        if self.image_artifact_hash:
+            extra["imageArtifactHash"] = f"sha256:{self.image_artifact_hash}"
+        return extra
+
+    def write_chain_of_trust_data(self, task_dir: Path) -> None:
+        """Write upstream's `chain-of-trust-additional-data.json` into the task directory."""
+        data = {"environment": self.chain_of_trust_environment()}
+        (task_dir / COT_ADDITIONAL_DATA).write_text(json.dumps(data))
