@@ -166,13 +166,25 @@ async def test_timestamps_of_a_client(tc: Deployment, clients: Clients) -> None:
     assert reset["created"] == created["created"] and reset["accessToken"] != created["accessToken"]
 
 
-async def test_an_expired_client_cannot_authenticate(tc: Deployment, clients: Clients) -> None:
+async def test_unusable_clients_fail_authentication_in_upstreams_words(
+    tc: Deployment, clients: Clients
+) -> None:
     auth = clients.make("auth")
     past = taskcluster.stringDate(datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1))
-    client_id, created = await _create(tc, auth, "expired", expires=past)
-    own = clients.make("auth", {"clientId": client_id, "accessToken": created["accessToken"]})
-    await refused(own.currentScopes(), 401, "AuthenticationFailed")
-    assert (await auth.client(client_id))["clientId"] == client_id  # kept: deleteOnExpiration is false
+    expired_id, expired = await _create(tc, auth, "expired", expires=past)
+    own = clients.make("auth", {"clientId": expired_id, "accessToken": expired["accessToken"]})
+    body = await refused(own.currentScopes(), 401, "AuthenticationFailed")
+    assert body["message"].startswith(f"Client with clientId: '{expired_id}' has expired")
+    assert (await auth.client(expired_id))["clientId"] == expired_id  # kept: deleteOnExpiration is false
+    disabled_id, disabled = await _create(tc, auth, "disabled")
+    await auth.disableClient(disabled_id)
+    own = clients.make("auth", {"clientId": disabled_id, "accessToken": disabled["accessToken"]})
+    body = await refused(own.currentScopes(), 401, "AuthenticationFailed")
+    assert body["message"].startswith(f"Client with clientId '{disabled_id}' is disabled")
+    unknown = f"tests/unknown-{slugid.nice()}"
+    nobody = clients.make("auth", {"clientId": unknown, "accessToken": disabled["accessToken"]})
+    body = await refused(nobody.currentScopes(), 401, "AuthenticationFailed")
+    assert body["message"].startswith(f"Client with clientId '{unknown}' not found")
 
 
 @pytest.fixture(scope="module")
