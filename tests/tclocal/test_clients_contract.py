@@ -124,6 +124,11 @@ async def test_errors_in_upstreams_words(tc: Deployment, clients: Clients) -> No
     await auth.deleteClient(missing)  # deleting what is not there is no error
     role = await refused(auth.role(f"tests:missing-{slugid.nice()}"), 404, "ResourceNotFound")
     assert role["message"].startswith("Role not found\n")
+    role_id = f"tests:missing-{slugid.nice()}"
+    update = auth.updateRole(role_id, {"description": "d", "scopes": []})
+    assert (await refused(update, 404, "ResourceNotFound"))["message"].startswith(
+        f"Role with roleId '{role_id}' not found\n"
+    )
     bad = await refused(auth.client("a b"), 400, "InvalidRequestArguments")
     assert bad["message"].startswith(
         "Invalid URL patterns:\nURL parameter 'clientId' given as 'a b' must match regular expression: "
@@ -132,6 +137,10 @@ async def test_errors_in_upstreams_words(tc: Deployment, clients: Clients) -> No
     prefix = await refused(auth.listClients(query={"prefix": "a b"}), 400, "InvalidRequestArguments")
     assert prefix["message"].startswith(
         'Query-string parameter: prefix="a b" does not match expression: /^[A-Za-z0-9!@/:.+|_-]+$/'
+    )
+    limit = await refused(auth.listClients(query={"limit": "ten"}), 400, "InvalidRequestArguments")
+    assert limit["message"].startswith(
+        'Query-string parameter: limit="ten" does not match expression: /^[0-9]+$/'
     )
 
 

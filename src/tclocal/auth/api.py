@@ -212,7 +212,9 @@ class AuthService:
         """
         role_id, body = call.params["roleId"], call.body
         _refuse_double_star(body["scopes"])
-        old = self._role(role_id)
+        old = self.ctx.auth.role(role_id)
+        if old is None:  # upstream words this one differently from `role`'s
+            raise APIError("ResourceNotFound", f"Role with roleId '{role_id}' not found", roleId=role_id)
         former = self.ctx.auth.expand(old.scopes)
         added = [s for s in body["scopes"] if not has_scope(former, s)]
         call.authorize(roleId=role_id, scopesAdded=added)

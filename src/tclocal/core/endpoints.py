@@ -321,7 +321,12 @@ def page_args(call: Call, default_limit: int = 1000) -> tuple[str, int]:
     text = call.query.get("limit", "")
     if not text:
         return token, default_limit
-    if not text.isdigit() or int(text) < 1:
+    if not re.fullmatch("[0-9]+", text):  # upstream's query pattern for `limit`, in its words
+        raise APIError(
+            "InvalidRequestArguments",
+            f'Query-string parameter: limit="{text}" does not match expression: /^[0-9]+$/',
+        )
+    if int(text) < 1:
         raise APIError("InvalidRequestArguments", "`limit` must be a positive integer")
     return token, min(int(text), 1000)
 
