@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -196,11 +197,21 @@ async def test_unusable_clients_fail_authentication_in_upstreams_words(
     assert body["message"].startswith(f"Client with clientId '{unknown}' not found")
 
 
+FILE_CLIENT = {"clientId": "file/ci", "accessToken": "ci-token-1234567890123", "scopes": ["custom:ci"]}
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTCLocal]:
-    """A tc-local whose expiry job runs every 0.2 s and that records every use of a client."""
+    """A tc-local whose expiry job runs every 0.2 s and that records every use of a client.
+
+    Its clients file declares `file/ci`, a static client whose id does not start with `static/`.
+    """
+    folder = tmp_path_factory.mktemp("tclocal-clients")
+    clients_file = folder / "clients.json"
+    clients_file.write_text(json.dumps([FILE_CLIENT]))
     with running_tclocal(
-        tmp_path_factory.mktemp("tclocal-clients"),
+        folder / "data",
+        clients_file=clients_file,
         claim_work_wait=0.5,
         reaper_interval=0.2,
         expiry_interval=0.2,
@@ -246,3 +257,14 @@ async def test_last_date_used_follows_authentication(quick: RunningTCLocal) -> N
 
         await wait_for(used, lambda stamp: stamp > created["lastDateUsed"])
         assert (await auth.client(client_id))["lastModified"] == created["lastModified"]
+
+
+@pytest.mark.tclocal_only("clients from tc-local's --clients file")
+async def test_a_static_client_is_never_created_again(quick: RunningTCLocal) -> None:
+    async with aiohttp.ClientSession() as session:
+        auth = Checked(taskcluster.aio.Auth({**quick.options(), "maxRetries": 0}, session=session))
+        listed = await auth.client("file/ci")
+        same = {k: listed[k] for k in ("expires", "description", "scopes")}
+        # The same content as the static client: a conflict, never its accessToken.
+        await refused(auth.createClient("file/ci", same), 409, "RequestConflict")
+        await refused(auth.resetAccessToken("file/ci"), 409, "RequestConflict")

@@ -244,7 +244,8 @@ class AuthStore:
             if existing is None:
                 return await self.put_client(client)
             if (
-                existing.scopes == client.scopes
+                not existing.static  # never hand out a static client's accessToken
+                and existing.scopes == client.scopes
                 and existing.expires == client.expires
                 and existing.description == client.description
                 and not existing.disabled
