@@ -268,3 +268,27 @@ async def test_a_static_client_is_never_created_again(quick: RunningTCLocal) -> 
         # The same content as the static client: a conflict, never its accessToken.
         await refused(auth.createClient("file/ci", same), 409, "RequestConflict")
         await refused(auth.resetAccessToken("file/ci"), 409, "RequestConflict")
+
+
+async def test_role_lists_page_with_a_limit(tc: Deployment, clients: Clients) -> None:
+    auth = clients.make("auth")
+    prefix = f"tests:{slugid.nice()}:paged-"
+    for n in range(3):
+        tc.defer(functools.partial(tc.root_call, "auth", "deleteRole", f"{prefix}{n}"))
+        await auth.createRole(f"{prefix}{n}", {"description": "d", "scopes": []})
+    everything = (await auth.listRoleIds())["roleIds"]
+    assert "continuationToken" not in (await auth.listRoleIds())
+    limit = max(1, (len(everything) + 2) // 3)  # three or four pages, however many roles there are
+    seen: list[str] = []
+    query: dict[str, Any] = {"limit": limit}
+    while True:
+        page = await auth.listRoleIds(query=query)
+        assert 0 < len(page["roleIds"]) <= limit
+        seen += page["roleIds"]
+        if "continuationToken" not in page:
+            break
+        query = {"limit": limit, "continuationToken": page["continuationToken"]}
+    assert seen == everything and {f"{prefix}{n}" for n in range(3)} <= set(seen)
+    first = await auth.listRoles2(query={"limit": 1})
+    assert [r["roleId"] for r in first["roles"]] == everything[:1] and "continuationToken" in first
+    await refused(auth.listRoles2(query={"limit": "x"}), 400, "InvalidRequestArguments")

@@ -181,13 +181,39 @@ class AuthService:
         """Handle `listRoles`."""
         return [self._role_reply(r) for r in self.ctx.auth.roles()]
 
+    def _role_page(self, call: Call) -> tuple[list[Role], dict[str, Any]]:
+        """The roles of one page, as upstream's rolesResponseBuilder: all of them without a `limit`.
+
+        The continuationToken is the next offset (upstream: hashid-encoded); it counts only
+        with a `limit`, and a token that is not one is 400 InputError.
+        """
+        roles, reply = self.ctx.auth.roles(), dict[str, Any]()
+        text = call.query.get("limit", "")
+        if text and not re.fullmatch("[0-9]+", text):
+            raise APIError(
+                "InvalidRequestArguments",
+                f'Query-string parameter: limit="{text}" does not match expression: /^[0-9]+$/',
+            )
+        token = call.query.get("continuationToken", "")
+        if token and not token.isdigit():
+            raise APIError("InputError", "Invalid continuationToken")
+        limit = int(text or 0)  # 0 is no limit, as upstream's `parseInt(limit) || undefined`
+        if not limit:
+            return roles, reply
+        offset = int(token or 0)
+        if offset + limit < len(roles):
+            reply["continuationToken"] = str(offset + limit)
+        return roles[offset : offset + limit], reply
+
     async def list_roles2(self, call: Call) -> Reply:
-        """listRoles2."""
-        return {"roles": [self._role_reply(r) for r in self.ctx.auth.roles()]}
+        """Handle `listRoles2` (paged with `limit`)."""
+        roles, reply = self._role_page(call)
+        return {**reply, "roles": [self._role_reply(r) for r in roles]}
 
     async def list_role_ids(self, call: Call) -> Reply:
-        """Handle `listRoleIds`."""
-        return {"roleIds": [r.role_id for r in self.ctx.auth.roles()]}
+        """Handle `listRoleIds` (paged with `limit`)."""
+        roles, reply = self._role_page(call)
+        return {**reply, "roleIds": [r.role_id for r in roles]}
 
     async def role(self, call: Call) -> Reply:
         """Handle `role`."""
