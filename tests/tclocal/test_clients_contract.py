@@ -139,6 +139,8 @@ async def test_errors_in_upstreams_words(tc: Deployment, clients: Clients) -> No
     assert prefix["message"].startswith(
         'Query-string parameter: prefix="a b" does not match expression: /^[A-Za-z0-9!@/:.+|_-]+$/'
     )
+    unknown = await refused(auth.listClients(query={"color": "red"}), 400, "InvalidRequestArguments")
+    assert unknown["message"].startswith("Query-string parameter: color is not supported!\n")
     limit = await refused(auth.listClients(query={"limit": "ten"}), 400, "InvalidRequestArguments")
     assert limit["message"].startswith(
         'Query-string parameter: limit="ten" does not match expression: /^[0-9]+$/'

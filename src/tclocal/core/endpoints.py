@@ -228,6 +228,7 @@ class Service:
             if endpoint.auto_authorize:
                 call.authorize(**params)
             _check_params(params, self.params, endpoint.optional_params)
+            _check_query(request, endpoint.query)
             if endpoint.input is not None:
                 endpoint.input.check(body)
             reply = await endpoint.handler(call)
@@ -294,6 +295,27 @@ def _check_params(
         raise APIError(
             "InvalidRequestArguments", "Invalid URL patterns:\n" + "\n".join(errors), errors=errors
         )
+
+
+def _check_query(request: web.Request, declared: tuple[str, ...]) -> None:
+    """Only the endpoint's query arguments (and a bewit), once each, as lib-api's queryValidator.
+
+    `limit` must be digits wherever it is taken (upstream's paginateResults pattern).
+    """
+    errors: list[str] = []
+    for key in dict.fromkeys(request.query.keys()):
+        values = request.query.getall(key)
+        if key not in declared:
+            if key != "bewit":
+                errors.append(f"Query-string parameter: {key} is not supported!")
+        elif len(values) > 1:
+            errors.append(f"Query-string parameter: {key} must be a string!")
+        elif key == "limit" and not re.fullmatch("[0-9]+", values[0]):
+            errors.append(
+                f'Query-string parameter: limit="{values[0]}" does not match expression: /^[0-9]+$/'
+            )
+    if errors:
+        raise APIError("InvalidRequestArguments", "\n".join(errors), errors=errors)
 
 
 def js_source(pattern: str) -> str:
