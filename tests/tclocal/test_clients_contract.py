@@ -266,6 +266,7 @@ async def test_a_static_client_is_never_created_again(quick: RunningTCLocal) -> 
     async with aiohttp.ClientSession() as session:
         auth = Checked(taskcluster.aio.Auth({**quick.options(), "maxRetries": 0}, session=session))
         listed = await auth.client("file/ci")
+        assert listed["description"].endswith("administrator who deploys this taskcluster instance.")
         same = {k: listed[k] for k in ("expires", "description", "scopes")}
         # The same content as the static client: a conflict, never its accessToken.
         await refused(auth.createClient("file/ci", same), 409, "RequestConflict")

@@ -127,10 +127,19 @@ class Role:
         }
 
 
+# What upstream appends to every static client's description (static-clients.js).
+STATIC_DESCRIPTION_SUFFIX = (
+    "\n---\n\nThis is a **static client** inserted into this taskcluster deployment\n"
+    "through static configuration. To modify this client you must contact the\n"
+    "administrator who deploys this taskcluster instance."
+)
+
+
 def static_client(client_id: str, access_token: str, scopes: list[str], description: str) -> Client:
-    """Build an in-memory-only client."""
+    """Build an in-memory-only client (its description marked static, as upstream's)."""
     t = now()
-    return Client(client_id, access_token, scopes, description, FAR_FUTURE, t, t, t, static=True)
+    text = description + STATIC_DESCRIPTION_SUFFIX
+    return Client(client_id, access_token, scopes, text, FAR_FUTURE, t, t, t, static=True)
 
 
 class AuthStore:
