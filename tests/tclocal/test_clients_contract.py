@@ -259,6 +259,9 @@ async def test_last_date_used_follows_authentication(quick: RunningTCLocal) -> N
 
         await wait_for(used, lambda stamp: stamp > created["lastDateUsed"])
         assert (await auth.client(client_id))["lastModified"] == created["lastModified"]
+        # Static clients too (the root client signs every call of `auth`).
+        root = await auth.client(quick.root_client_id)
+        assert root["lastDateUsed"] > root["created"]
 
 
 @pytest.mark.tclocal_only("clients from tc-local's --clients file")

@@ -198,7 +198,7 @@ class AuthStore:
         client = self.client(client_id)
         if client is None:
             return None
-        if not (client.static or client.disabled) and client.expires >= now():
+        if not client.disabled and client.expires >= now():
             self._note_use(client)
         return ClientRecord(client.access_token, self.expand(client.scopes), client.expires, client.disabled)
 
@@ -210,6 +210,9 @@ class AuthStore:
         """
         current = now()
         if (client.last_date_used or client.created) >= current - self._last_used_delay:
+            return
+        if client.static:  # kept in memory only, like the client itself
+            self._static[client.client_id] = replace(client, last_date_used=current)
             return
         self._clients[client.client_id] = replace(client, last_date_used=current)
         # Only this field is written, and only if the row still exists: a write of the whole
