@@ -27,6 +27,8 @@ class Settings:
     hawk_skew: float = 900.0  # upstream's timestampSkewSec: 15 minutes
     blob_url_lifetime: float = 45 * 60.0
     expiry_interval: float = 3600.0
+    last_used_delay: float = 6 * 3600.0
+    """How stale a client's `lastDateUsed` may be before a use records it (upstream's maxLastUsedDelay)."""
     sentry_dsn: str = ""
     """The DSN `sentryDSN` hands out for every project (upstream: keys it makes in a Sentry
     organisation); empty answers 404, as upstream's auth without a Sentry configuration."""

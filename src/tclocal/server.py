@@ -134,7 +134,7 @@ class TCLocalServer:
             statics += await asyncio.to_thread(load_clients_file, cfg.clients_file)
         self._db = Database(data_dir / "state.sqlite")
         await self._db.open()
-        auth = AuthStore(self._db, statics)
+        auth = AuthStore(self._db, statics, cfg.settings.last_used_delay)
         await auth.load()
         blobs = BlobStore(data_dir / "blobs", secrets["blobSecret"])
         authenticator = Authenticator(auth.lookup, auth.expand, cfg.settings.hawk_skew)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tclocal.auth.store import Client, Role, new_access_token
 from tclocal.context import Context
-from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints
+from tclocal.core.endpoints import Call, Endpoint, Reply, health_endpoints, offset_page
 from tclocal.core.errors import APIError
 from tclocal.core.hawk import Authenticator, ClientRecord
 from tclocal.core.scopes import has_scope, satisfies, sort_scopes, unsatisfied
@@ -69,66 +69,87 @@ class AuthService:
     def _client(self, client_id: str) -> Client:
         client = self.ctx.auth.client(client_id)
         if client is None:
-            raise APIError("ResourceNotFound", f"Client {client_id} not found")
+            raise APIError("ResourceNotFound", "Client not found")
         return client
 
     async def list_clients(self, call: Call) -> Reply:
-        """Handle `listClients` (optionally by prefix)."""
-        prefix = call.query.get("prefix", "")
-        return {"clients": [self._client_reply(c) for c in self.ctx.auth.clients(prefix)]}
+        """Handle `listClients`: by prefix, in clientId order, paged as upstream's paginateResults."""
+        prefix = call.query.get("prefix")
+        if prefix is not None and not re.fullmatch(CLIENT_ID, prefix):
+            raise APIError(
+                "InvalidRequestArguments",
+                f'Query-string parameter: prefix="{prefix}" does not match expression: /{CLIENT_ID}/',
+            )
+        offset, limit = offset_page(call)
+        page = self.ctx.auth.clients(prefix or "")[offset : offset + limit + 1]
+        reply: dict[str, Any] = {"clients": [self._client_reply(c) for c in page[:limit]]}
+        if len(page) > limit:
+            reply["continuationToken"] = str(offset + limit)
+        return reply
 
     async def client(self, call: Call) -> Reply:
         """Handle `client`."""
         return self._client_reply(self._client(call.params["clientId"]))
 
     async def create_client(self, call: Call) -> Reply:
-        """Handle `createClient`: returns the new accessToken (409 if the clientId exists)."""
+        """Handle `createClient`: returns the new accessToken (409 if the clientId exists).
+
+        Scopes are stored as given (neither sorted nor deduplicated), as upstream does; the same
+        request again within 15 minutes returns the client as it is.
+        """
         client_id, body = call.params["clientId"], call.body
-        _refuse_double_star(body.get("scopes", []))
-        call.authorize(clientId=client_id, scopes=body.get("scopes", []))
-        if not re.fullmatch(CLIENT_ID, client_id):
-            raise APIError("InvalidRequestArguments", f"clientId must match {CLIENT_ID}")
-        if self.ctx.auth.client(client_id) is not None:
-            raise APIError("RequestConflict", f"client with clientId `{client_id}` already exists")
+        scopes = body.get("scopes", [])
+        _refuse_static(client_id)
+        _refuse_double_star(scopes)
+        call.authorize(clientId=client_id, scopes=scopes)
         t = now()
         client = Client(
             client_id,
             new_access_token(),
-            body.get("scopes", []),
+            scopes,
             body["description"],
             parse_iso(body["expires"]),
             t,
             t,
             t,
-            delete_on_expiration=body.get("deleteOnExpiration", False),
+            delete_on_expiration=bool(body.get("deleteOnExpiration", False)),
+            last_date_used=t,
         )
-        return self._client_reply(await self.ctx.auth.put_client(client), with_token=True)
+        return self._client_reply(await self.ctx.auth.create_client(client), with_token=True)
 
     async def update_client(self, call: Call) -> Reply:
-        """Handle `updateClient`: needs the scopes it adds."""
+        """Handle `updateClient`: needs the scopes it adds; without `scopes` they stay as they are.
+
+        As upstream: the scopes added are those not literally in the client's scopes, and
+        `deleteOnExpiration` is set from the body (false when left out), like `expires`.
+        """
         client_id, body = call.params["clientId"], call.body
-        _refuse_double_star(body.get("scopes", []))
+        scopes: list[str] | None = body.get("scopes")
+        _refuse_static(client_id)
+        _refuse_double_star(scopes or [])
         old = self._client(client_id)
-        added = [s for s in body.get("scopes", []) if not has_scope(old.scopes, s)]
+        added = [s for s in scopes or [] if s not in old.scopes]
         call.authorize(clientId=client_id, scopesAdded=added)
         client = replace(
             old,
-            scopes=body.get("scopes", []),
+            scopes=old.scopes if scopes is None else scopes,
             description=body["description"],
             expires=parse_iso(body["expires"]),
-            delete_on_expiration=body.get("deleteOnExpiration", old.delete_on_expiration),
+            delete_on_expiration=bool(body.get("deleteOnExpiration", False)),
             last_modified=now(),
         )
         return self._client_reply(await self.ctx.auth.put_client(client))
 
     async def reset_access_token(self, call: Call) -> Reply:
         """Handle `resetAccessToken`."""
+        _refuse_static(call.params["clientId"])
         old = self._client(call.params["clientId"])
         t = now()
         client = replace(old, access_token=new_access_token(), last_rotated=t, last_modified=t)
         return self._client_reply(await self.ctx.auth.put_client(client), with_token=True)
 
     async def _set_disabled(self, call: Call, disabled: bool) -> Reply:
+        _refuse_static(call.params["clientId"])
         old = self._client(call.params["clientId"])
         client = replace(old, disabled=disabled, last_modified=now())
         return self._client_reply(await self.ctx.auth.put_client(client))
@@ -142,7 +163,8 @@ class AuthService:
         return await self._set_disabled(call, True)
 
     async def delete_client(self, call: Call) -> Reply:
-        """Handle `deleteClient`."""
+        """Handle `deleteClient` (a client that does not exist is no error, as upstream)."""
+        _refuse_static(call.params["clientId"])
         await self.ctx.auth.delete_client(call.params["clientId"])
         return None
 
@@ -152,20 +174,46 @@ class AuthService:
     def _role(self, role_id: str) -> Role:
         role = self.ctx.auth.role(role_id)
         if role is None:
-            raise APIError("ResourceNotFound", f"Role {role_id} not found")
+            raise APIError("ResourceNotFound", "Role not found")
         return role
 
     async def list_roles(self, call: Call) -> Reply:
         """Handle `listRoles`."""
         return [self._role_reply(r) for r in self.ctx.auth.roles()]
 
+    def _role_page(self, call: Call) -> tuple[list[Role], dict[str, Any]]:
+        """The roles of one page, as upstream's rolesResponseBuilder: all of them without a `limit`.
+
+        The continuationToken is the next offset (upstream: hashid-encoded); it counts only
+        with a `limit`, and a token that is not one is 400 InputError.
+        """
+        roles, reply = self.ctx.auth.roles(), dict[str, Any]()
+        text = call.query.get("limit", "")
+        if text and not re.fullmatch("[0-9]+", text):
+            raise APIError(
+                "InvalidRequestArguments",
+                f'Query-string parameter: limit="{text}" does not match expression: /^[0-9]+$/',
+            )
+        token = call.query.get("continuationToken", "")
+        if token and not token.isdigit():
+            raise APIError("InputError", "Invalid continuationToken")
+        limit = int(text or 0)  # 0 is no limit, as upstream's `parseInt(limit) || undefined`
+        if not limit:
+            return roles, reply
+        offset = int(token or 0)
+        if offset + limit < len(roles):
+            reply["continuationToken"] = str(offset + limit)
+        return roles[offset : offset + limit], reply
+
     async def list_roles2(self, call: Call) -> Reply:
-        """listRoles2."""
-        return {"roles": [self._role_reply(r) for r in self.ctx.auth.roles()]}
+        """Handle `listRoles2` (paged with `limit`)."""
+        roles, reply = self._role_page(call)
+        return {**reply, "roles": [self._role_reply(r) for r in roles]}
 
     async def list_role_ids(self, call: Call) -> Reply:
-        """Handle `listRoleIds`."""
-        return {"roleIds": [r.role_id for r in self.ctx.auth.roles()]}
+        """Handle `listRoleIds` (paged with `limit`)."""
+        roles, reply = self._role_page(call)
+        return {**reply, "roleIds": [r.role_id for r in roles]}
 
     async def role(self, call: Call) -> Reply:
         """Handle `role`."""
@@ -190,7 +238,9 @@ class AuthService:
         """
         role_id, body = call.params["roleId"], call.body
         _refuse_double_star(body["scopes"])
-        old = self._role(role_id)
+        old = self.ctx.auth.role(role_id)
+        if old is None:  # upstream words this one differently from `role`'s
+            raise APIError("ResourceNotFound", f"Role with roleId '{role_id}' not found", roleId=role_id)
         former = self.ctx.auth.expand(old.scopes)
         added = [s for s in body["scopes"] if not has_scope(former, s)]
         call.authorize(roleId=role_id, scopesAdded=added)
@@ -369,6 +419,17 @@ class AuthService:
             ),
             Endpoint("testAuthenticateGet", "GET", "/test-authenticate-get/", self.test_authenticate_get),
         ]
+
+
+def _refuse_static(client_id: str) -> None:
+    """Upstream reserves `static/` clientIds for its configured clients: none may be changed."""
+    if client_id.startswith("static/"):
+        raise APIError(
+            "InputError",
+            'clientId "{{clientId}}" starts with "static/" which is reserved for statically '
+            "configured clients. Contact your administrator to change static clients.",
+            clientId=client_id,
+        )
 
 
 def _refuse_double_star(scopes: list[str]) -> None:

@@ -22,7 +22,6 @@ from tclocal.core.db import Database
 from tclocal.core.errors import APIError
 from tclocal.core.hawk import ClientRecord
 from tclocal.core.roles import RoleError, RoleResolver, check_roles
-from tclocal.core.scopes import normalize
 from tclocal.core.timestamps import now, to_iso
 
 # What callers without credentials may do (and, as upstream, every authenticated caller too).
@@ -63,6 +62,8 @@ ANONYMOUS_SCOPES = [
 ]
 log = logging.getLogger(__name__)
 FAR_FUTURE = 4102444800.0  # 2100-01-01, the expiry of static clients
+LAST_USED_DELAY = 6 * 3600.0  # upstream's maxLastUsedDelay: lastDateUsed is refreshed this rarely
+CREATE_AGAIN_WITHIN = 15 * 60.0  # upstream's create_client: an identical retry within this is a no-op
 
 
 def new_access_token() -> str:
@@ -85,6 +86,7 @@ class Client:
     disabled: bool = False
     delete_on_expiration: bool = False
     static: bool = False
+    last_date_used: float = 0.0  # 0: never recorded (a record from before it was kept): `created`
 
     def to_api(self, expanded: list[str]) -> dict[str, Any]:
         """The get-client-response shape."""
@@ -94,7 +96,7 @@ class Client:
             "expires": to_iso(self.expires),
             "created": to_iso(self.created),
             "lastModified": to_iso(self.last_modified),
-            "lastDateUsed": to_iso(self.created),
+            "lastDateUsed": to_iso(self.last_date_used or self.created),
             "lastRotated": to_iso(self.last_rotated),
             "deleteOnExpiration": self.delete_on_expiration,
             "scopes": list(self.scopes),
@@ -125,23 +127,37 @@ class Role:
         }
 
 
+# What upstream appends to every static client's description (static-clients.js).
+STATIC_DESCRIPTION_SUFFIX = (
+    "\n---\n\nThis is a **static client** inserted into this taskcluster deployment\n"
+    "through static configuration. To modify this client you must contact the\n"
+    "administrator who deploys this taskcluster instance."
+)
+
+
 def static_client(client_id: str, access_token: str, scopes: list[str], description: str) -> Client:
-    """Build an in-memory-only client."""
+    """Build an in-memory-only client (its description marked static, as upstream's)."""
     t = now()
-    return Client(client_id, access_token, scopes, description, FAR_FUTURE, t, t, t, static=True)
+    text = description + STATIC_DESCRIPTION_SUFFIX
+    return Client(client_id, access_token, scopes, text, FAR_FUTURE, t, t, t, static=True)
 
 
 class AuthStore:
     """All clients and roles; answers lookups for the authenticator from memory."""
 
-    def __init__(self, db: Database, static_clients: list[Client]) -> None:
+    def __init__(
+        self, db: Database, static_clients: list[Client], last_used_delay: float = LAST_USED_DELAY
+    ) -> None:
         self._db = db
+        self._last_used_delay = last_used_delay
+        self._recording: set[asyncio.Task[Any]] = set()
         self._static = {c.client_id: c for c in static_clients}
         self._clients: dict[str, Client] = {}
         self._roles: dict[str, Role] = {}
         self.resolver = RoleResolver()
         # Check-then-write of a role must not interleave with another (a cycle could slip in).
         self._role_lock = asyncio.Lock()
+        self._client_lock = asyncio.Lock()
         self._refused_roles: set[str] = set()
 
     async def load(self) -> None:
@@ -182,7 +198,34 @@ class AuthStore:
         client = self.client(client_id)
         if client is None:
             return None
+        if not client.disabled and client.expires >= now():
+            self._note_use(client)
         return ClientRecord(client.access_token, self.expand(client.scopes), client.expires, client.disabled)
+
+    def _note_use(self, client: Client) -> None:
+        """Record that `client` authenticates, when its `lastDateUsed` is older than the delay.
+
+        As upstream's resolver, the write happens at most once per delay (it is a hint of use,
+        not a log); it goes to the database in the background, never delaying the request.
+        """
+        current = now()
+        if (client.last_date_used or client.created) >= current - self._last_used_delay:
+            return
+        if client.static:  # kept in memory only, like the client itself
+            self._static[client.client_id] = replace(client, last_date_used=current)
+            return
+        self._clients[client.client_id] = replace(client, last_date_used=current)
+        # Only this field is written, and only if the row still exists: a write of the whole
+        # record could undo an update or a delete that reaches the database first.
+        sql = "UPDATE clients SET record = json_set(record, '$.last_date_used', ?) WHERE client_id = ?"
+        try:
+            task = asyncio.get_running_loop().create_task(
+                self._db.run(lambda c: c.execute(sql, (current, client.client_id)))
+            )
+        except RuntimeError:  # no loop (a lookup outside a request): memory only
+            return
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
 
     def clients(self, prefix: str = "") -> list[Client]:
         """Every client whose id starts with `prefix`, sorted by id."""
@@ -201,10 +244,31 @@ class AuthStore:
         if client_id in self._static:
             raise APIError("RequestConflict", f"Client {client_id} is static and cannot change")
 
+    async def create_client(self, client: Client) -> Client:
+        """Store a new client, as upstream's `create_client`: the same request again is no change.
+
+        A client that exists answers 409, unless it has the same scopes (in the same order),
+        expiry and description, is enabled and was created in the last 15 minutes: then it is
+        returned unchanged (with its accessToken), as upstream does.
+        """
+        async with self._client_lock:
+            existing = self.client(client.client_id)
+            if existing is None:
+                return await self.put_client(client)
+            if (
+                not existing.static  # never hand out a static client's accessToken
+                and existing.scopes == client.scopes
+                and existing.expires == client.expires
+                and existing.description == client.description
+                and not existing.disabled
+                and existing.created > now() - CREATE_AGAIN_WITHIN
+            ):
+                return existing
+            raise APIError("RequestConflict", "Client already exists")
+
     async def put_client(self, client: Client) -> Client:
-        """Store a (new or changed) client."""
+        """Store a (new or changed) client, its scopes as given (upstream neither sorts nor dedupes)."""
         self._check_mutable(client.client_id)
-        client = replace(client, scopes=normalize(client.scopes))
         record = json.dumps(asdict(client))
         await self._db.run(
             lambda c: c.execute(
@@ -220,6 +284,19 @@ class AuthStore:
         self._check_mutable(client_id)
         await self._db.run(lambda c: c.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)))
         self._clients.pop(client_id, None)
+
+    async def expire_clients(self, current: float) -> list[str]:
+        """Delete the clients that expired before `current` and asked for it (`deleteOnExpiration`).
+
+        As upstream's `purge-expired-clients` job; other expired clients stay (they cannot
+        authenticate). Returns the deleted clientIds.
+        """
+        expired = [
+            c.client_id for c in self._clients.values() if c.delete_on_expiration and c.expires < current
+        ]
+        for client_id in expired:
+            await self.delete_client(client_id)
+        return expired
 
     async def put_role(self, role: Role, *, create: bool = False) -> Role:
         """Store a (new or changed) role, with its scopes as given, and refresh the expansion.

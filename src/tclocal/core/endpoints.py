@@ -228,6 +228,7 @@ class Service:
             if endpoint.auto_authorize:
                 call.authorize(**params)
             _check_params(params, self.params, endpoint.optional_params)
+            _check_query(request, endpoint.query)
             if endpoint.input is not None:
                 endpoint.input.check(body)
             reply = await endpoint.handler(call)
@@ -276,19 +277,64 @@ def _echo(endpoint: Endpoint, body: Any) -> Any:
 def _check_params(
     params: dict[str, str], patterns: Mapping[str, re.Pattern[str]], optional: frozenset[str]
 ) -> None:
+    """Every URL parameter must match its pattern; all mismatches are reported, in upstream's words."""
+    errors: list[str] = []
     for name, value in params.items():
         if not value and name in optional:
             continue
         pattern = patterns.get(name)
         if pattern is not None and not ecma_regex(pattern.pattern).search(value):
-            raise APIError(
-                "InvalidRequestArguments",
-                "Invalid request arguments: `{{name}}` does not match {{pattern}}",
-                name=name,
-                pattern=pattern.pattern,
+            # As taskcluster-lib-api's parameterValidator, the pattern shown as JavaScript prints it.
+            errors.append(
+                f"URL parameter '{name}' given as '{value}' must match regular expression: "
+                f"'/{js_source(pattern.pattern)}/'"
             )
-        if not value:
+        elif not value:
             raise APIError("InvalidRequestArguments", f"Empty URL parameter {name}")
+    if errors:
+        raise APIError(
+            "InvalidRequestArguments", "Invalid URL patterns:\n" + "\n".join(errors), errors=errors
+        )
+
+
+def _check_query(request: web.Request, declared: tuple[str, ...]) -> None:
+    """Only the endpoint's query arguments (and a bewit), once each, as lib-api's queryValidator.
+
+    `limit` must be digits wherever it is taken (upstream's paginateResults pattern).
+    """
+    errors: list[str] = []
+    for key in dict.fromkeys(request.query.keys()):
+        values = request.query.getall(key)
+        if key not in declared:
+            if key != "bewit":
+                errors.append(f"Query-string parameter: {key} is not supported!")
+        elif len(values) > 1:
+            errors.append(f"Query-string parameter: {key} must be a string!")
+        elif key == "limit" and not re.fullmatch("[0-9]+", values[0]):
+            errors.append(
+                f'Query-string parameter: limit="{values[0]}" does not match expression: /^[0-9]+$/'
+            )
+    if errors:
+        raise APIError("InvalidRequestArguments", "\n".join(errors), errors=errors)
+
+
+def js_source(pattern: str) -> str:
+    """A pattern as JavaScript's `RegExp.prototype.source` spells it: `/` escaped outside classes."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "/" and not in_class:
+            out.append("\\")
+        out.append(char)
+    return "".join(out)
 
 
 def page_args(call: Call, default_limit: int = 1000) -> tuple[str, int]:
@@ -297,9 +343,25 @@ def page_args(call: Call, default_limit: int = 1000) -> tuple[str, int]:
     text = call.query.get("limit", "")
     if not text:
         return token, default_limit
-    if not text.isdigit() or int(text) < 1:
+    if not re.fullmatch("[0-9]+", text):  # upstream's query pattern for `limit`, in its words
+        raise APIError(
+            "InvalidRequestArguments",
+            f'Query-string parameter: limit="{text}" does not match expression: /^[0-9]+$/',
+        )
+    if int(text) < 1:
         raise APIError("InvalidRequestArguments", "`limit` must be a positive integer")
     return token, min(int(text), 1000)
+
+
+def offset_page(call: Call) -> tuple[int, int]:
+    """Offset and limit of an offset-paged list (upstream's paginateResults without index columns).
+
+    The continuationToken is the offset of the next page; one that is not is 400 InputError.
+    """
+    token, limit = page_args(call)
+    if token and not token.isdigit():
+        raise APIError("InputError", "Invalid continuation token", token=token)
+    return int(token or 0), limit
 
 
 _STARTED = time.monotonic()

@@ -79,13 +79,14 @@ class Authenticator:
         return Identity(None, self._expand([ANONYMOUS]), now() + 15 * 60)
 
     def _load(self, client_id: str) -> ClientRecord:
+        # Upstream's resolver (loadClient) words these, the `: ` of the last one included.
         record = self._lookup(client_id)
         if record is None:
-            raise AuthFailed(f"Client ID {client_id} does not exist")
+            raise AuthFailed(f"Client with clientId '{client_id}' not found")
         if record.disabled:
-            raise AuthFailed(f"Client ID {client_id} is disabled")
+            raise AuthFailed(f"Client with clientId '{client_id}' is disabled")
         if record.expires < now():
-            raise AuthFailed(f"Client ID {client_id} has expired")
+            raise AuthFailed(f"Client with clientId: '{client_id}' has expired")
         return record
 
     def credentials(self, client_id: str, ext: str | None) -> tuple[str, Identity]:

@@ -57,6 +57,7 @@ class Reaper:
         """Delete expired rows, then the blobs they pointed to."""
         current = now()
         keys = await self.ctx.db.run(lambda conn: expiry.expire(conn, current))
+        await self.ctx.auth.expire_clients(current)
         await self.ctx.blobs.delete(keys)
 
     async def _loop(self) -> None:
