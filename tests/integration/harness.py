@@ -128,7 +128,7 @@ class GW:
         return data.decode()
 
     def task_dirs(self) -> Iterator[Path]:
-        return iter(sorted((self.tmp / "tasks").glob("task_*")))
+        return iter(sorted(Path(self.raw_config["tasksDir"]).glob("task_*")))
 
     def local_log(self) -> str:
         dirs = list(self.task_dirs())

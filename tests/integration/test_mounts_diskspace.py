@@ -1,8 +1,9 @@
 """Disk-space GC before claims (seed-gw.md §4.6, quirk 5 fixed): LRU eviction, no claim when full.
 
-The machine's free space is far larger than any test may fill, so `requiredDiskSpaceMegabytes`
-is set relative to the free space measured by the test, and caches are filled with `fallocate`
-(instant, yet counted as used), with margins of 128 MiB against other processes' writes.
+`requiredDiskSpaceMegabytes` is set relative to the free space the test measures, and caches are
+filled with `fallocate` (instant, yet counted as used). As root (CI) the worker's folders live on
+a private 2 GiB tmpfs, so no other process's writes can move that free space; elsewhere they live
+on the machine's disk, with margins of 128 MiB against other processes' writes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,13 +23,27 @@ from generic_worker.features import build_features
 from generic_worker.mounts.diskspace import MIB, free_bytes
 
 from ..mounts.content import content_server, payload
+from ..small_disk import tmpfs
 from .harness import GW, run_state, wait_for
 
 FILL = 256  # MiB per cache
 
 
+@pytest.fixture(autouse=True)
+def disk(gw: GW) -> Iterator[Path]:
+    """Where the worker's folders are: a private tmpfs as root, else the test's temporary folder."""
+    if os.geteuid() != 0:
+        yield gw.tmp
+        return
+    with tmpfs(gw.tmp / "disk", "2g") as path:
+        gw.raw_config.update(
+            tasksDir=str(path / "tasks"), cachesDir=str(path / "caches"), downloadsDir=str(path / "downloads")
+        )
+        yield path
+
+
 def free_mib(gw: GW) -> int:
-    return free_bytes(gw.tmp) // MIB
+    return free_bytes(Path(gw.raw_config["tasksDir"]).parent) // MIB
 
 
 def fill(name: str) -> dict[str, object]:
