@@ -6,6 +6,7 @@ import pytest
 from tclocal.testing import RunningTCLocal, running_tclocal
 
 from .harness import GW
+from .superseder_service import superseder  # noqa: F401 - a fixture for every integration test
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from ..mounts.archives import Entry, compress, tar_bytes
 from ..mounts.content import content_server, payload
 from ..small_disk import free_bytes, tmpfs
 from .harness import GW, run_state, wait_for
+from .superseder_service import Superseder
 from .test_live_log import live_url
 
 MIB = 1024 * 1024
@@ -246,4 +247,28 @@ async def test_a_state_file_that_cannot_be_saved_keeps_its_previous_state(
     assert any(f"saved {state} again" in m for m in messages)
     assert json.loads(state.read_text()) == {}
     assert [p.name for p in state_dir.iterdir() if p.name.endswith(".tmp")] == []
+    no_tracebacks(caplog)
+
+
+async def test_a_superseded_task_on_a_full_disk_still_names_its_successor(
+    gw: GW, superseder: Superseder, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    successor = "fakeSuccessorTaskId000"
+    superseder.answer([successor])
+    # Inodes for the folders, the task directory and its log, and none to spare for
+    # superseded-by.json (or for the gzip copy of it).
+    with tmpfs(gw.tmp / "disk", "8m", inodes=7) as disk:
+        put_folders_on(gw, disk)
+        task_id = await gw.submit({"command": [["true"]], "maxRunTime": 30, "supersederUrl": superseder.url})
+        assert await gw.run() == ExitCode.TASKS_COMPLETE
+    # Today's queue refuses `superseded`: the run completes, its log naming the successor.
+    assert await gw.resolution(task_id) == "completed/completed"
+    log = await gw.log(task_id)
+    assert f"superseded by task {successor}" in log
+    assert (
+        "Could not write public/superseded-by.json: No space left on device" in log
+        or "Could not upload public/superseded-by.json" in log
+    )
+    assert "commands ran" not in log
     no_tracebacks(caplog)

@@ -62,18 +62,23 @@ class _Supersede(TaskFeatureBase):
             return
         first = supersedes[0]
         path = task.gw_dir / "superseded-by.json"
-        await asyncio.to_thread(_write_json, path, {"taskId": first})
-        error = await task.publish(
-            FileArtifact(
-                name=ARTIFACT_NAME,
-                path=path,
-                expires=task.expires,
-                content_type="application/json",
-                content_encoding="gzip",
+        try:
+            await asyncio.to_thread(_write_json, path, {"taskId": first})
+        except OSError as e:
+            # A full disk: the log below still names the superseding task; no artifact then.
+            task.log.error(f"Could not write {ARTIFACT_NAME}: {e.strerror or e}")
+        else:
+            error = await task.publish(
+                FileArtifact(
+                    name=ARTIFACT_NAME,
+                    path=path,
+                    expires=task.expires,
+                    content_type="application/json",
+                    content_encoding="gzip",
+                )
             )
-        )
-        if error is not None:
-            task.log.error(f"Could not upload {ARTIFACT_NAME}: {error.message}")
+            if error is not None:
+                task.log.error(f"Could not upload {ARTIFACT_NAME}: {error.message}")
         raise TaskError.superseded(f"Task {task.task_id} has been superseded by task {first}")
 
     async def _ask(self, url: str) -> list[str] | None:
