@@ -10,6 +10,7 @@ images); it is also written to `<task dir>/chain-of-trust-additional-data.json` 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,17 @@ class D2GTask:
             extra["imageArtifactHash"] = f"sha256:{self.image_artifact_hash}"
         return extra
 
-    def write_chain_of_trust_data(self, task_dir: Path) -> None:
-        """Write upstream's `chain-of-trust-additional-data.json` into the task directory."""
-        data = {"environment": self.chain_of_trust_environment()}
-        (task_dir / COT_ADDITIONAL_DATA).write_text(json.dumps(data))
+    def chain_of_trust_data(self) -> bytes:
+        """Upstream's `chain-of-trust-additional-data.json` content."""
+        return json.dumps({"environment": self.chain_of_trust_environment()}).encode()
+
+
+def write_task_file(path: Path, data: bytes) -> None:
+    """Create or replace the regular file `path` with `data`, never through a symlink at its name.
+
+    Called with the task user's rights (`TaskRun.as_task_user`) for files the worker writes into
+    a task directory the task user owns, so nothing the task placed there can redirect the write.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
