@@ -14,6 +14,7 @@ import subprocess
 
 import aiohttp
 import pytest
+import zstandard
 
 from generic_worker.exitcodes import ExitCode
 from tests.cot.verify import KeySet, check_like_scriptworker, make_keys
@@ -49,17 +50,19 @@ async def test_d2g_task_in_multiuser_engine_with_chain_of_trust(gw: GW, image_ta
     )
     source = root / "src"
     source.mkdir(mode=0o755)
-    (source / "image.tar").write_bytes(image_tar)
-    (source / "image.tar").chmod(0o644)
+    # zstd: decompressed by the worker, as the task user, into the task directory.
+    published = zstandard.ZstdCompressor().compress(image_tar)
+    (source / "image.tar.zst").write_bytes(published)
+    (source / "image.tar.zst").chmod(0o644)
     producer = await gw.submit(
         {
-            "command": [["/bin/cp", str(source / "image.tar"), "image.tar"]],
+            "command": [["/bin/cp", str(source / "image.tar.zst"), "image.tar.zst"]],
             "maxRunTime": 60,
-            "artifacts": [{"type": "file", "path": "image.tar", "name": "public/image.tar"}],
+            "artifacts": [{"type": "file", "path": "image.tar.zst", "name": "public/image.tar.zst"}],
         }
     )
     payload = {
-        "image": {"type": "task-image", "taskId": producer, "path": "public/image.tar"},
+        "image": {"type": "task-image", "taskId": producer, "path": "public/image.tar.zst"},
         # The worker's keys and state directory (its credentials' home) must not exist inside.
         "command": [
             "sh",
@@ -75,7 +78,7 @@ async def test_d2g_task_in_multiuser_engine_with_chain_of_trust(gw: GW, image_ta
         "features": {"chainOfTrust": True},
         "artifacts": {"public/x.txt": {"type": "file", "path": "/out/x.txt"}},
     }
-    scopes = ["queue:get-artifact:public/image.tar"]
+    scopes = ["queue:get-artifact:public/image.tar.zst"]
     task_id = await gw.submit(payload, dependencies=[producer], scopes=scopes)
     try:
         code = await gw.run(numberOfTasksToRun=2, idleTimeoutSecs=5)
@@ -90,6 +93,7 @@ async def test_d2g_task_in_multiuser_engine_with_chain_of_trust(gw: GW, image_ta
         subprocess.run(["rm", "-rf", str(root)], check=False)
     # The task user (not root) ran `docker run`, in group docker; the container as the image's user.
     assert "Added task user task_" in log and "to group(s) ['docker']" in log, log
+    assert "[d2g] Loading docker image" in log  # decompressed and loaded as the task user
     assert "uid=0" in log and "container done" in log
     assert "SEEN-/out" in log  # the probe works: the image's own directory is seen
     assert "SEEN-/tmp" not in log and "CREDS-SEEN" not in log, log
@@ -114,5 +118,5 @@ async def test_d2g_task_in_multiuser_engine_with_chain_of_trust(gw: GW, image_ta
         check=True,
     ).stdout.strip()
     assert cert["environment"]["imageHash"] == image_id
-    assert cert["environment"]["imageArtifactHash"] == "sha256:" + hashlib.sha256(image_tar).hexdigest()
+    assert cert["environment"]["imageArtifactHash"] == "sha256:" + hashlib.sha256(published).hexdigest()
     assert json.loads(content)["environment"]["imageHash"].startswith("sha256:")

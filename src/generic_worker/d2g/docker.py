@@ -71,9 +71,12 @@ async def available() -> bool:
     return True
 
 
-async def load(image_file: Path) -> str:
-    """`docker load` a (possibly gzip/bzip2/xz/zstd compressed) tarball; return the image's name or id."""
-    output = await docker(["load", "--quiet", "--input", str(image_file)], timeout=LONG)
+async def load(image_file: Path, user: TaskUser | None = None) -> str:
+    """`docker load` a (possibly gzip/bzip2/xz/zstd compressed) tarball; return the image's name or id.
+
+    With `user`, the CLI opens the file with that user's rights (a file in its task directory).
+    """
+    output = await docker(["load", "--quiet", "--input", str(image_file)], timeout=LONG, user=user)
     for line in output.splitlines():
         for prefix in ("Loaded image: ", "Loaded image ID: "):
             if line.startswith(prefix):

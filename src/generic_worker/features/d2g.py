@@ -142,13 +142,16 @@ class _D2GTask(TaskFeatureBase):
 
     async def _load(self, image_file: Path) -> str:
         """`docker load`; a zstd tarball is decompressed first (dockerd 20.10 cannot read zstd)."""
-        if await asyncio.to_thread(_magic, image_file) != ZSTD_MAGIC:
-            return await docker.load(image_file)
+        # Every file access in the task directory with the task user's rights (multiuser engine).
+        task = self.task
+        user = task.command_user
+        if await task.as_task_user(_magic, image_file) != ZSTD_MAGIC:
+            return await docker.load(image_file, user)
         plain = image_file.with_name(image_file.name + ".tar")
-        budget = Budget.measure(self.task.task_dir, self.task.config.required_disk_space_megabytes * MIB)
+        budget = Budget.measure(task.task_dir, task.config.required_disk_space_megabytes * MIB)
         try:
-            await asyncio.to_thread(decompress_file, image_file, "zst", plain, budget)
-            return await docker.load(plain)
+            await task.as_task_user(decompress_file, image_file, "zst", plain, budget)
+            return await docker.load(plain, user)
         finally:
             await asyncio.to_thread(_remove, plain)
 
