@@ -1,10 +1,11 @@
 """A d2g task: its translation, set by payload validation, and what the d2g feature learns running it.
 
-`D2GTask` is what `TaskRun.d2g` holds. Its contract with the chain-of-trust feature (written on
-another branch): `original_payload` and `original_scopes` are the docker-worker definition's
-(upstream signs the original task definition); `chain_of_trust_environment()` is the object to
-merge into the certificate's `environment` (`imageHash`, plus `imageArtifactHash` for artifact
-images); it is also written to `<task dir>/chain-of-trust-additional-data.json` as upstream does.
+`D2GTask` is what `TaskRun.d2g` holds. Its contract with the chain-of-trust feature:
+`original_payload` and `original_scopes` are the docker-worker definition's (the certificate
+carries `TaskRun.definition`, which d2g never changes); `chain_of_trust_environment()`
+(`imageHash`, plus `imageArtifactHash` for artifact images) goes into the worker-written part of
+the certificate's `environment`, so the task cannot override it. It is also written to
+`<task dir>/chain-of-trust-additional-data.json` as upstream does (as the task user).
 """
 
 from __future__ import annotations
