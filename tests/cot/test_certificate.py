@@ -149,3 +149,14 @@ def test_additional_data_is_merged_under_the_certificate():
     data = render(merged, sort_keys=True)
     keys = list(json.loads(data))
     assert keys == sorted(keys)
+
+
+def test_d2g_image_hashes_are_the_workers_and_cannot_be_forged():
+    # Upstream merges its own d2g file under the certificate, which the task could rewrite;
+    # here the hashes are part of the worker's document, so forged values lose.
+    image = {"imageHash": "sha256:" + "1" * 64, "imageArtifactHash": "sha256:" + "2" * 64}
+    env = environment_of(config(), image)
+    assert env["imageHash"] == image["imageHash"] and env["imageArtifactHash"] == image["imageArtifactHash"]
+    forged = {"environment": {"imageHash": "sha256:forged", "imageArtifactHash": "x", "note": "added"}}
+    merged = with_additional_data(build_certificate(RUN, DEFINITION, {}, env), forged)
+    assert merged["environment"] == {**env, "note": "added"}

@@ -16,7 +16,7 @@ from generic_worker.config.d2g import D2GConfig, d2g_config_problems, parse_d2g_
 from generic_worker.d2g.host import missing_capabilities
 from generic_worker.d2g.images import InvalidImage
 from generic_worker.d2g.scopes import convert_scopes, missing_scopes_error
-from generic_worker.d2g.task import D2GTask
+from generic_worker.d2g.task import D2GTask, write_task_file
 from generic_worker.d2g.translate import backing_log_name, go_ext, translate
 from generic_worker.payload import Engine
 from generic_worker.payload.validate import validate_payload
@@ -403,8 +403,15 @@ def test_chain_of_trust_contract(tmp_path: Any) -> None:
     d2g.image_hash = "sha256:" + "1" * 64
     assert d2g.chain_of_trust_environment() == {"imageHash": "sha256:" + "1" * 64}
     d2g.image_artifact_hash = "2" * 64
-    d2g.write_chain_of_trust_data(tmp_path)
-    written = json.loads((tmp_path / "chain-of-trust-additional-data.json").read_text())
+    target = tmp_path / "chain-of-trust-additional-data.json"
+    (tmp_path / "elsewhere").write_text("keep")
+    target.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):  # never written through a link at its name
+        write_task_file(target, d2g.chain_of_trust_data())
+    assert (tmp_path / "elsewhere").read_text() == "keep"
+    target.unlink()
+    write_task_file(target, d2g.chain_of_trust_data())
+    written = json.loads(target.read_text())
     assert written == {
         "environment": {"imageHash": "sha256:" + "1" * 64, "imageArtifactHash": "sha256:" + "2" * 64}
     }

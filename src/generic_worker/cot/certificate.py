@@ -51,8 +51,11 @@ class RunIdentity:
     worker_id: str
 
 
-def environment_of(config: Config) -> dict[str, str]:
+def environment_of(config: Config, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The certificate's `environment`, from the worker's config, as upstream writes it.
+
+    `extra` is what the worker itself adds (d2g's `imageHash`, `imageArtifactHash`): being part
+    of the worker's document, the task's additional data can never change it.
 
     `publicIpAddress` is left out when `publicIP` is not set (upstream's `omitempty`); the
     other fields are always present, empty when not configured (where Go would write
@@ -65,6 +68,7 @@ def environment_of(config: Config) -> dict[str, str]:
     env["instanceId"] = config.instance_id
     env["instanceType"] = config.instance_type
     env["region"] = config.region
+    env.update(extra or {})
     return env
 
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from generic_worker.process import run_capture
+from generic_worker.process import TaskUser, run_capture
 
 DOCKER = "docker"
 SHORT = 60.0  # inspect, rm, network calls
@@ -37,11 +37,21 @@ class DockerError(Exception):
     """A docker command failed; the message has the command and docker's output."""
 
 
-async def docker(args: Sequence[str], *, timeout: float = SHORT, cwd: Path | None = None) -> str:  # noqa: ASYNC109
-    """Run `docker <args>`; return its output, or raise `DockerError`."""
+async def docker(
+    args: Sequence[str],
+    *,
+    timeout: float = SHORT,  # noqa: ASYNC109 - also kills the CLI
+    cwd: Path | None = None,
+    user: TaskUser | None = None,
+) -> str:
+    """Run `docker <args>` (as `user`, if given); return its output, or raise `DockerError`."""
     env = {k: v for k, v in os.environ.items() if k in CLIENT_ENV}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-    captured = await run_capture([DOCKER, *args], env=env, cwd=cwd, timeout=timeout)
+    if user is not None:
+        # The task user's own home, so the CLI never looks into the worker's (`~/.docker`).
+        env["HOME"] = str(user.home)
+        env.pop("DOCKER_CONFIG", None)
+    captured = await run_capture([DOCKER, *args], env=env, cwd=cwd, timeout=timeout, user=user)
     if captured.result.start_error is not None:
         raise DockerError(f"could not run docker: {captured.result.start_error}")
     if captured.timed_out:
@@ -61,9 +71,12 @@ async def available() -> bool:
     return True
 
 
-async def load(image_file: Path) -> str:
-    """`docker load` a (possibly gzip/bzip2/xz/zstd compressed) tarball; return the image's name or id."""
-    output = await docker(["load", "--quiet", "--input", str(image_file)], timeout=LONG)
+async def load(image_file: Path, user: TaskUser | None = None) -> str:
+    """`docker load` a (possibly gzip/bzip2/xz/zstd compressed) tarball; return the image's name or id.
+
+    With `user`, the CLI opens the file with that user's rights (a file in its task directory).
+    """
+    output = await docker(["load", "--quiet", "--input", str(image_file)], timeout=LONG, user=user)
     for line in output.splitlines():
         for prefix in ("Loaded image: ", "Loaded image ID: "):
             if line.startswith(prefix):
@@ -85,9 +98,13 @@ async def image_id(reference: str) -> str | None:
     return output.strip().splitlines()[0] if output.strip() else None
 
 
-async def copy_out(container: str, source: str, dest: Path) -> None:
-    """`docker cp <container>:<source> <dest>`."""
-    await docker(["cp", f"{container}:{source}", str(dest)], timeout=LONG)
+async def copy_out(container: str, source: str, dest: Path, user: TaskUser | None = None) -> None:
+    """`docker cp <container>:<source> <dest>`, as `user` if given.
+
+    The CLI unpacks the files itself, so run as the task user (as upstream) they are the task
+    user's and every path under its task directory is checked with its rights, not root's.
+    """
+    await docker(["cp", f"{container}:{source}", str(dest)], timeout=LONG, user=user)
 
 
 async def remove_container(name: str) -> None:

@@ -1,15 +1,17 @@
 """A d2g task: its translation, set by payload validation, and what the d2g feature learns running it.
 
-`D2GTask` is what `TaskRun.d2g` holds. Its contract with the chain-of-trust feature (written on
-another branch): `original_payload` and `original_scopes` are the docker-worker definition's
-(upstream signs the original task definition); `chain_of_trust_environment()` is the object to
-merge into the certificate's `environment` (`imageHash`, plus `imageArtifactHash` for artifact
-images); it is also written to `<task dir>/chain-of-trust-additional-data.json` as upstream does.
+`D2GTask` is what `TaskRun.d2g` holds. Its contract with the chain-of-trust feature:
+`original_payload` and `original_scopes` are the docker-worker definition's (the certificate
+carries `TaskRun.definition`, which d2g never changes); `chain_of_trust_environment()`
+(`imageHash`, plus `imageArtifactHash` for artifact images) goes into the worker-written part of
+the certificate's `environment`, so the task cannot override it. It is also written to
+`<task dir>/chain-of-trust-additional-data.json` as upstream does (as the task user).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,17 @@ class D2GTask:
             extra["imageArtifactHash"] = f"sha256:{self.image_artifact_hash}"
         return extra
 
-    def write_chain_of_trust_data(self, task_dir: Path) -> None:
-        """Write upstream's `chain-of-trust-additional-data.json` into the task directory."""
-        data = {"environment": self.chain_of_trust_environment()}
-        (task_dir / COT_ADDITIONAL_DATA).write_text(json.dumps(data))
+    def chain_of_trust_data(self) -> bytes:
+        """Upstream's `chain-of-trust-additional-data.json` content."""
+        return json.dumps({"environment": self.chain_of_trust_environment()}).encode()
+
+
+def write_task_file(path: Path, data: bytes) -> None:
+    """Create or replace the regular file `path` with `data`, never through a symlink at its name.
+
+    Called with the task user's rights (`TaskRun.as_task_user`) for files the worker writes into
+    a task directory the task user owns, so nothing the task placed there can redirect the write.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -14,7 +14,8 @@ Multiuser engine:
   the backing log so far is copied to `public/logs/certified.log` and uploaded; then the
   certificate lists the sha256 of every file artifact uploaded so far (payload artifacts and
   certified.log), merged over the task's `chain-of-trust-additional-data.json` (read as the task
-  user), and is published as `public/chain-of-trust.json` + `.sig` (ed25519) and/or
+  user; a d2g task's `imageHash`/`imageArtifactHash` are the worker's, never that file's), and is
+  published as `public/chain-of-trust.json` + `.sig` (ed25519) and/or
   `public/chainOfTrust.json.asc` (OpenPGP clear-signed), as the configured keys allow.
 """
 
@@ -191,7 +192,13 @@ class _ChainOfTrust(TaskFeatureBase):
         task = self.task
         run = RunIdentity(task.task_id, task.run_id, task.config.worker_group, task.config.worker_id)
         hashes = await self._hashes()
-        certificate = build_certificate(run, task.definition, hashes, environment_of(task.config))
+        # d2g's imageHash/imageArtifactHash are the worker's own facts: part of what the worker
+        # writes, so the task's additional data (which it can rewrite) can never change them.
+        d2g = task.d2g.chain_of_trust_environment() if task.d2g is not None else None
+        environment = environment_of(task.config, d2g)
+        # task.definition is the claim's, so a d2g task's certificate carries its original
+        # docker-worker payload and scopes (d2g replaces only task.payload), as upstream.
+        certificate = build_certificate(run, task.definition, hashes, environment)
         additional = await self._additional_data()
         if additional is None:
             return render(certificate)

@@ -24,7 +24,7 @@ from generic_worker.d2g import docker
 from generic_worker.d2g.cache import CachedImage, ImageCache, images_in_use
 from generic_worker.d2g.host import missing_capabilities
 from generic_worker.d2g.images import IMAGE_FILE
-from generic_worker.d2g.task import D2GTask
+from generic_worker.d2g.task import COT_ADDITIONAL_DATA, D2GTask, write_task_file
 from generic_worker.d2g.translate import DOCKER_NETWORK, ENV_FILE, IMAGE_ID, PROXY_GATEWAY, TASK_DIR
 from generic_worker.engine.feature import FeatureBase, TaskFeature, TaskFeatureBase
 from generic_worker.engine.taskrun import TaskRun
@@ -89,10 +89,20 @@ class _D2GTask(TaskFeatureBase):
             await self._ready_image()
             if d2g.original_payload.get("features", {}).get("chainOfTrust"):
                 d2g.image_hash = await docker.image_id(d2g.image_id) or d2g.image_id
-                d2g.write_chain_of_trust_data(task.task_dir)
         except (docker.DockerError, MountError) as e:
             raise TaskError.internal_error(f"[d2g] could not load docker image: {e}") from e
-        (task.task_dir / ENV_FILE).write_text(d2g.translation.env_list)
+        # Written as the task user (it owns the task directory), never through a link it left.
+        # The chain-of-trust feature takes imageHash from `d2g` itself, not from this file.
+        try:
+            if d2g.original_payload.get("features", {}).get("chainOfTrust"):
+                await task.as_task_user(
+                    write_task_file, task.task_dir / COT_ADDITIONAL_DATA, d2g.chain_of_trust_data()
+                )
+            await task.as_task_user(
+                write_task_file, task.task_dir / ENV_FILE, d2g.translation.env_list.encode()
+            )
+        except OSError as e:
+            raise TaskError.internal_error(f"[d2g] could not write to the task directory: {e}") from e
         self._fill_placeholders()
 
     async def _ready_image(self) -> None:
@@ -105,7 +115,8 @@ class _D2GTask(TaskFeatureBase):
             task.log.info(f'[d2g] Loaded docker image "{image.name}"')
             return
         image_file = task.task_dir / IMAGE_FILE
-        d2g.image_artifact_hash = await asyncio.to_thread(hash_file, image_file)
+        # Read as the task user: the file is in its directory (the kernel checks any link in it).
+        d2g.image_artifact_hash = await task.as_task_user(hash_file, image_file)
         cache = self.feature.cache
         assert cache is not None
         async with self.feature._lock:
@@ -131,13 +142,16 @@ class _D2GTask(TaskFeatureBase):
 
     async def _load(self, image_file: Path) -> str:
         """`docker load`; a zstd tarball is decompressed first (dockerd 20.10 cannot read zstd)."""
-        if await asyncio.to_thread(_magic, image_file) != ZSTD_MAGIC:
-            return await docker.load(image_file)
+        # Every file access in the task directory with the task user's rights (multiuser engine).
+        task = self.task
+        user = task.command_user
+        if await task.as_task_user(_magic, image_file) != ZSTD_MAGIC:
+            return await docker.load(image_file, user)
         plain = image_file.with_name(image_file.name + ".tar")
-        budget = Budget.measure(self.task.task_dir, self.task.config.required_disk_space_megabytes * MIB)
+        budget = Budget.measure(task.task_dir, task.config.required_disk_space_megabytes * MIB)
         try:
-            await asyncio.to_thread(decompress_file, image_file, "zst", plain, budget)
-            return await docker.load(plain)
+            await task.as_task_user(decompress_file, image_file, "zst", plain, budget)
+            return await docker.load(plain, user)
         finally:
             await asyncio.to_thread(_remove, plain)
 
@@ -162,7 +176,7 @@ class _D2GTask(TaskFeatureBase):
         async def copy(name: str, source: str, dest: str) -> None:
             async with limit:
                 try:
-                    await docker.copy_out(d2g.container_name, source, task.task_dir / dest)
+                    await docker.copy_out(d2g.container_name, source, task.task_dir / dest, task.command_user)
                 except docker.DockerError as e:
                     task.log.warn(f'[d2g] Artifact "{name}" not found at "{source}": {e}')
 
