@@ -15,7 +15,7 @@ import pytest
 
 from generic_worker.artifacts import LogGzip
 from generic_worker.artifacts.log_gzip import HELPER_FROM
-from generic_worker.deflate import BLOCK
+from generic_worker.deflate import BLOCK, STATUS, SpareCpu, follow_log
 from generic_worker.engine.tasklog import TaskLog
 
 
@@ -136,3 +136,40 @@ async def test_splice_moves_pipe_bytes_into_the_log(task_log: TaskLog, tmp_path:
         if write_fd >= 0:
             os.close(write_fd)
     assert (tmp_path / "live_backing.log").read_bytes() == b"line first\nspliced bytes\nline after\n"
+
+
+def _follow_one_limit(tmp_path: Path, min_spare: float) -> bytes:
+    """Run the helper's loop on a 2-block log with the limit already given and its pipe closed."""
+    tmp_path.mkdir()
+    log = tmp_path / "log"
+    log.write_bytes(b"y" * 2 * BLOCK)
+    copy, status = tmp_path / "copy", tmp_path / "status"
+    limits_r, limits_w = os.pipe()
+    os.write(limits_w, b"%d\n" % (2 * BLOCK))
+    os.close(limits_w)
+    fds = [os.open(p, os.O_RDWR | os.O_CREAT) for p in (log, copy, status)]
+    try:
+        follow_log(fds[0], fds[1], fds[2], limits_r, 1, 0.5, min_spare)
+    finally:
+        for fd in (*fds, limits_r):
+            os.close(fd)
+    return status.read_bytes()
+
+
+def test_the_helper_waits_for_a_spare_core(tmp_path: Path) -> None:
+    # Without the check it starts at once (one block before it sees the end of its limits);
+    # with a spare core required that no machine has, it compresses nothing.
+    assert STATUS.unpack(_follow_one_limit(tmp_path / "any", 0.0))[0] == BLOCK
+    assert _follow_one_limit(tmp_path / "spare", 1000.0) == b""
+
+
+def test_spare_cpu_measures_idle_cores() -> None:
+    if not Path("/proc/stat").exists():
+        pytest.skip("no /proc/stat on this platform")
+    gauge = SpareCpu()
+    end = time.monotonic() + 0.05
+    while time.monotonic() < end:  # let the kernel's 10 ms ticks count something
+        pass
+    cores = gauge.cores()
+    assert cores is not None
+    assert 0.0 <= cores <= (os.cpu_count() or 1) + 0.5

@@ -5,9 +5,11 @@ seconds after the last command. Here the copy grows with the log:
 
 - once the log holds `HELPER_FROM` bytes, a helper process (`python -m generic_worker.deflate`)
   at idle CPU priority (`SCHED_IDLE`) compresses each whole 1 MiB block the log reaches: it uses
-  only CPU time nobody else wants, so a task that keeps every core busy is not slowed, and on an
-  idle core the copy keeps pace with the log. A process, not a thread: a starved thread holding
-  the GIL would stall the worker's output pumps, and with them the task;
+  only CPU time nobody else wants, and it compresses only while the rest of the machine leaves
+  most of a core idle (`deflate.SPARE`, from /proc/stat): a task that keeps the cores busy is not
+  slowed (even idle-priority work beside it costs it), and on an idle core the copy keeps pace.
+  A process, not a thread: a starved thread holding the GIL would stall the worker's output
+  pumps, and with them the task;
 - once the log is closed, `finish()` kills the helper (it never waits for it), resumes from the
   helper's last progress record, compresses what is left on the normal all-core pool
   (`compression.deflate_range`), appends the trailer and hands the uploader the finished copy.
@@ -29,7 +31,16 @@ from pathlib import Path
 
 from generic_worker.artifacts.compression import anonymous_file, deflate_range
 from generic_worker.artifacts.transfer import FileSource
-from generic_worker.deflate import BLOCK, DEFAULT_LEVEL, GZIP_HEADER, STATUS, WINDOW, GzipMember, pwrite_all
+from generic_worker.deflate import (
+    BLOCK,
+    DEFAULT_LEVEL,
+    GZIP_HEADER,
+    SPARE,
+    STATUS,
+    WINDOW,
+    GzipMember,
+    pwrite_all,
+)
 from generic_worker.engine.tasklog import TaskLog
 from generic_worker.process import IdleHelper
 
@@ -44,7 +55,7 @@ class LogGzip:
 
     Create it (and `start()` it) on the event loop right after the log is opened; call
     `aclose()` when the copy is no longer needed. `idle_priority=False` runs the helper at
-    normal priority (tests, where a busy machine must not starve it).
+    normal priority without the spare-core check (tests, where a busy machine must not starve it).
     """
 
     def __init__(
@@ -97,7 +108,11 @@ class LogGzip:
         if not await self._log.wait_beyond(HELPER_FROM - 1) or self._log.closed:
             return
         try:
-            args = [str(fd) for fd in (self._read_fd, self._fd, self._status_fd)] + [str(self._level)]
+            # At idle priority it also waits for a spare core (deflate.SPARE); tests run it at
+            # normal priority without that check, so a busy machine cannot starve it.
+            spare = SPARE if self._idle else 0.0
+            args = [str(fd) for fd in (self._read_fd, self._fd, self._status_fd)]
+            args += [str(self._level), str(spare)]
             self._helper = IdleHelper.start("generic_worker.deflate", args, self._fds, idle=self._idle)
         except OSError as err:
             log.warning("no early compression of %s: %s", self._log.path, err)

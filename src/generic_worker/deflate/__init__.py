@@ -40,6 +40,18 @@ VM with a task printing 425 MB as fast as it can: even at idle priority a helper
 out slowed the task (caches, wake-ups, shared cores); at 0.25 the task ran at the pipe's own cost
 but three quarters of the log were left for the end; 0.5 resolved soonest overall."""
 
+SPARE = 0.75
+"""The helper compresses only while the rest of the machine left at least this share of a core
+idle (measured over `SPARE_WINDOW`, from /proc/stat). Measured on a 2-core VM: any work beside a
+task that keeps the CPUs nearly busy costs it, even at idle priority (a `SCHED_IDLE` spin loop
+alone: +6-11 % on `head -c 300M /dev/urandom | base64`), because a core that is momentarily busy
+makes the scheduler put the task's own processes on one core. Such a log is left for the end,
+where it is compressed on every core; on a machine with a free core the helper keeps pace."""
+
+SPARE_WINDOW = 0.1
+"""How often (seconds) the idle CPU is measured while there is work (/proc/stat counts in 10 ms
+ticks per core, so shorter windows are too coarse)."""
+
 STATUS = struct.Struct("<QIQ")
 """The helper's progress record: log bytes compressed, their CRC-32, bytes in the copy."""
 
@@ -90,23 +102,80 @@ def pwrite_all(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
-def follow_log(log_fd: int, copy_fd: int, status_fd: int, limits_fd: int, level: int, duty: float) -> None:
+class SpareCpu:
+    """Cores the rest of the machine left idle since the last look (Linux /proc/stat).
+
+    The helper's own CPU time counts as idle: it is what the helper may use. Where /proc/stat
+    does not exist (macOS) `cores()` answers None and the helper relies on its priority alone.
+    """
+
+    def __init__(self) -> None:
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float] | None:
+        try:
+            with open("/proc/stat", "rb") as stat:
+                fields = stat.readline().split()
+        except OSError:
+            return None
+        idle = (int(fields[4]) + int(fields[5])) / self._tick  # idle + iowait, in core-seconds
+        return time.monotonic(), idle + time.process_time()
+
+    def cores(self) -> float | None:
+        """Idle cores (plus our own use) on average since the previous call; None if unknown."""
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        return (now[1] - last[1]) / (now[0] - last[0])
+
+
+def follow_log(
+    log_fd: int,
+    copy_fd: int,
+    status_fd: int,
+    limits_fd: int,
+    level: int,
+    duty: float,
+    min_spare: float = 0.0,
+) -> None:
     """Compress the log's whole blocks into the copy as the limits read from `limits_fd` allow.
 
     Limits are lines of byte counts (whole blocks of the log that are written); the copy already
     holds the gzip header. After each block the progress record goes to `status_fd` (offset 0),
     written after the block's bytes: whoever takes over after this process is killed resumes from
     the record and overwrites anything written past it. `duty` caps the share of wall time spent
-    compressing: after a block that took t seconds, the next waits t * (1 / duty - 1).
+    compressing: after a block that took t seconds, the next waits t * (1 / duty - 1). With
+    `min_spare` > 0, blocks are compressed only while the rest of the machine leaves at least that
+    share of a core idle (`SpareCpu`, looked at every `SPARE_WINDOW` while there is work).
     """
     member = GzipMember(level)
     done, written, limit = 0, len(GZIP_HEADER), 0
     pending = b""
-    next_at = 0.0  # no block starts before this (the duty cycle's pause)
+    next_at = 0.0  # no block starts before this (the duty cycle's pause, or the next CPU look)
+    spare = SpareCpu() if min_spare > 0 else None
+    looked = time.monotonic()  # the start of `spare`'s current window
+    open_until = 0.0  # blocks may start until then: the last window had spare CPU
     waiter = select.poll()
     waiter.register(limits_fd, select.POLLIN)
     while True:
         now = time.monotonic()
+        if spare is not None and done + BLOCK <= limit and now >= max(next_at, open_until):
+            elapsed = now - looked
+            if elapsed < SPARE_WINDOW:  # too short to measure: wait for the window's end
+                next_at = looked + SPARE_WINDOW
+                continue
+            cores = spare.cores()
+            looked = now
+            if cores is None:
+                spare = None  # nothing to measure with: the priority alone decides
+            elif elapsed > 2 * SPARE_WINDOW or cores < min_spare:
+                # A window much longer than SPARE_WINDOW spans a wait for work: it only restarts.
+                next_at = now + SPARE_WINDOW
+                continue
+            else:
+                open_until = now + SPARE_WINDOW
         if done + BLOCK <= limit and now >= next_at:
             data = os.pread(log_fd, BLOCK, done)
             if len(data) != BLOCK:
@@ -129,10 +198,15 @@ def follow_log(log_fd: int, copy_fd: int, status_fd: int, limits_fd: int, level:
 
 
 def main(argv: list[str], limits_fd: int) -> int:
-    """`python -m generic_worker.deflate LOG_FD COPY_FD STATUS_FD LEVEL`, limits on stdin."""
-    log_fd, copy_fd, status_fd, level = (int(arg) for arg in argv)
+    """`python -m generic_worker.deflate LOG_FD COPY_FD STATUS_FD LEVEL [MIN_SPARE]`, limits on stdin.
+
+    MIN_SPARE (default 0: no check) is the idle share of a core the machine must leave for a
+    block to be compressed (`SPARE` at idle priority).
+    """
+    log_fd, copy_fd, status_fd, level = (int(arg) for arg in argv[:4])
+    min_spare = float(argv[4]) if len(argv) > 4 else 0.0
     try:
-        follow_log(log_fd, copy_fd, status_fd, limits_fd, level, DUTY)
+        follow_log(log_fd, copy_fd, status_fd, limits_fd, level, DUTY, min_spare)
     except OSError as err:  # disk full...: the worker finishes the copy from the last record
         print(f"generic-worker log compressor stopped: {err}", file=sys.stderr)
         return 1
