@@ -18,7 +18,6 @@ import logging
 import platform
 
 import sentry_sdk
-from sentry_sdk.utils import event_from_exception
 
 from generic_worker import __version__
 from generic_worker.config import Config
@@ -93,7 +92,7 @@ def _send(dsn: str, tags: dict[str, str], error: BaseException) -> bool:
         scope = sentry_sdk.Scope()
         for name, value in tags.items():
             scope.set_tag(name, value)
-        event, hint = event_from_exception(error, client_options=client.options)
+        event, hint = sentry_sdk.utils.event_from_exception(error, client_options=client.options)
         event_id = client.capture_event(event=event, hint=hint, scope=scope)
         client.flush(timeout=FLUSH_TIMEOUT)
     finally:

@@ -27,7 +27,7 @@ from aiohttp import web
 from tclocal.core import scopes as scopelib
 from tclocal.core.errors import APIError, error_body
 from tclocal.core.hawk import Authenticator, AuthFailed, Identity
-from tclocal.core.validation import Validator, ecma_regex
+from tclocal.core.validation import Validator, ecma_regex, rewrite_outside_classes
 
 log = logging.getLogger(__name__)
 
@@ -320,21 +320,7 @@ def _check_query(request: web.Request, declared: tuple[str, ...]) -> None:
 
 def js_source(pattern: str) -> str:
     """A pattern as JavaScript's `RegExp.prototype.source` spells it: `/` escaped outside classes."""
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "/" and not in_class:
-            out.append("\\")
-        out.append(char)
-    return "".join(out)
+    return rewrite_outside_classes(pattern, {"/": "\\/"})
 
 
 def page_args(call: Call, default_limit: int = 1000) -> tuple[str, int]:

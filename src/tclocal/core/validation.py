@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jsonschema import Draft6Validator, ValidationError, validators
@@ -28,6 +28,14 @@ def ecma_regex(pattern: str) -> re.Pattern[str]:
     Python's `$` also matches before a final newline, so `^[ -~]*$` would accept `abc\n`; each
     `$` outside a character class and not escaped becomes `\Z`.
     """
+    return re.compile(rewrite_outside_classes(pattern, {"$": r"\Z"}))
+
+
+def rewrite_outside_classes(pattern: str, replacements: Mapping[str, str]) -> str:
+    """`pattern` with each unescaped character outside a character class replaced as given.
+
+    For translating between JavaScript's and Python's spellings of the same regular expression.
+    """
     out: list[str] = []
     escaped = in_class = False
     for char in pattern:
@@ -39,11 +47,11 @@ def ecma_regex(pattern: str) -> re.Pattern[str]:
             in_class = char != "]"
         elif char == "[":
             in_class = True
-        elif char == "$":
-            out.append(r"\Z")
+        elif char in replacements:
+            out.append(replacements[char])
             continue
         out.append(char)
-    return re.compile("".join(out))
+    return "".join(out)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
