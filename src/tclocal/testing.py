@@ -28,7 +28,20 @@ from tclocal.context import Settings
 from tclocal.core.timestamps import from_now, now
 from tclocal.server import ServerConfig, TCLocalServer
 
-_ROOT = object()
+ROOT = object()
+"""`credentials` default of `client_options`: the root client's."""
+
+
+def client_options(
+    root_url: str, root_credentials: dict[str, str], credentials: dict[str, Any] | None | object = ROOT
+) -> dict[str, Any]:
+    """Options for a taskcluster client: root credentials by default, none when None."""
+    opts: dict[str, Any] = {"rootUrl": root_url}
+    if credentials is ROOT:
+        opts["credentials"] = root_credentials
+    elif credentials is not None:
+        opts["credentials"] = credentials
+    return opts
 
 
 def unique_worker_type(prefix: str = "wt") -> str:
@@ -78,14 +91,9 @@ class RunningTCLocal:
         """`{clientId, accessToken}` of the root client (scope `*`)."""
         return {"clientId": self.root_client_id, "accessToken": self.root_access_token}
 
-    def options(self, credentials: dict[str, Any] | None | object = _ROOT) -> dict[str, Any]:
+    def options(self, credentials: dict[str, Any] | None | object = ROOT) -> dict[str, Any]:
         """Options for a taskcluster client: root credentials by default, none when None."""
-        opts: dict[str, Any] = {"rootUrl": self.root_url}
-        if credentials is _ROOT:
-            opts["credentials"] = self.root_credentials
-        elif credentials is not None:
-            opts["credentials"] = credentials
-        return opts
+        return client_options(self.root_url, self.root_credentials, credentials)
 
     def create_client(self, client_id: str, scopes: list[str]) -> str:
         """Create (or replace) a permanent client with `scopes`; return its accessToken."""

@@ -17,6 +17,7 @@ from generic_worker.config import Config, config_from_mapping
 from generic_worker.engine.worker import Worker
 from generic_worker.exitcodes import ExitCode
 from generic_worker.features import build_features
+from generic_worker.local.platform import local_defaults, worker_settings
 from tclocal.testing import RunningTCLocal, unique_worker_type
 
 PROVISIONER = "test-provisioner"
@@ -45,20 +46,14 @@ class GW:
         self.worker_type = unique_worker_type()
         token = tc.create_client(f"worker/{self.worker_type}", worker_scopes(self.worker_type))
         self.raw_config: dict[str, Any] = {
-            "rootURL": tc.root_url,
-            "clientId": f"worker/{self.worker_type}",
-            "accessToken": token,
-            "provisionerId": PROVISIONER,
-            "workerType": self.worker_type,
-            "workerGroup": WORKER_GROUP,
-            "workerId": WORKER_ID,
-            "publicIP": "127.0.0.1",
-            "subdomain": "",
-            "livelogGETPort": 0,
-            "taskclusterProxyPort": 0,
-            "tasksDir": str(tmp / "tasks"),
-            "cachesDir": str(tmp / "caches"),
-            "downloadsDir": str(tmp / "downloads"),
+            **local_defaults(tmp, tmp),
+            **worker_settings(
+                tc.root_url,
+                f"worker/{self.worker_type}",
+                token,
+                (PROVISIONER, self.worker_type),
+                (WORKER_GROUP, WORKER_ID),
+            ),
             "numberOfTasksToRun": 1,
             "idleTimeoutSecs": 60,
             "cleanUpTaskDirs": False,

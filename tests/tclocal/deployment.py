@@ -24,9 +24,8 @@ import aiohttp
 import taskcluster.aio
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from tclocal.testing import RunningTCLocal, task_definition
+from tclocal.testing import ROOT, RunningTCLocal, client_options, task_definition
 
-_ROOT = object()
 ENV = ("TASKCLUSTER_ROOT_URL", "TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_ACCESS_TOKEN")
 
 
@@ -57,14 +56,9 @@ class Deployment:
         """`{clientId, accessToken}` of the root client."""
         return {"clientId": self.root_client_id, "accessToken": self.root_access_token}
 
-    def options(self, credentials: dict[str, Any] | None | object = _ROOT) -> dict[str, Any]:
+    def options(self, credentials: dict[str, Any] | None | object = ROOT) -> dict[str, Any]:
         """Options for a taskcluster client: root credentials by default, none when None."""
-        opts: dict[str, Any] = {"rootUrl": self.root_url}
-        if credentials is _ROOT:
-            opts["credentials"] = self.root_credentials
-        elif credentials is not None:
-            opts["credentials"] = credentials
-        return opts
+        return client_options(self.root_url, self.root_credentials, credentials)
 
     def make_task(self, **overrides: Any) -> dict[str, Any]:
         """A valid task definition (deadline in 15 min, expiry in 14 days); override any field."""
