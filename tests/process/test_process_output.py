@@ -138,3 +138,29 @@ async def test_splicing_sink_gets_everything_exactly_even_before_exit(tmp_path: 
         log.close()
     data = (tmp_path / "log").read_bytes()
     assert data == (expected_stream() + b"between commands\n") * 3 + b"last-words"
+
+
+def test_the_batching_wait_follows_the_writers_rate() -> None:
+    """The pump waits for about half a pipe at the writer's rate: shorter for a faster writer."""
+    import select
+    import time
+
+    from generic_worker.process._posix import pump as pumps
+
+    sink = Collector()
+    pump = pumps.Pump(sink)
+    try:
+        waker = select.poll()
+        waker.register(pump._wake_r, select.POLLIN)
+        pump._wake()  # the batching wait returns at once: no real waiting in this test
+        start = time.monotonic()
+        os.write(pump.write_fd, b"z" * (pump._target // 4))
+        pump._batch(waker, start - 0.001)  # 1/8 pipe in ~1 ms: the longest wait (the cap)
+        slow = pump._wait
+        os.read(pump._fd, pumps.CHUNK)
+        start = time.monotonic()
+        os.write(pump.write_fd, b"z" * pump._target * 2)  # a full pipe in ~1 ms: it blocked
+        pump._batch(waker, start - 0.001)
+        assert pumps.MIN_WAIT <= pump._wait < slow <= pumps.BATCH_WAIT_MS / 1000
+    finally:
+        pump.discard()

@@ -109,3 +109,19 @@ async def test_an_upload_source_reads_the_trailer_after_the_file(tmp_path: Path)
         assert source.read_at(8, 4) == b"89AB"
         assert source.read_at(11, 2) == b"BC"
         assert b"".join([chunk async for chunk in source.chunks()]) == b"0123456789ABC"
+
+
+async def test_an_upload_source_reads_one_chunk_ahead_and_stops_cleanly(tmp_path: Path):
+    from generic_worker.artifacts.transfer import CHUNK, Digests
+
+    path = tmp_path / "f"
+    content = os.urandom(3 * CHUNK + 5)
+    path.write_bytes(content)
+    async with await FileSource.open(path) as source:
+        digests = Digests()
+        assert b"".join([chunk async for chunk in source.chunks(digests)]) == content
+        assert digests.length == len(content)  # every chunk hashed once, in order
+        chunks = source.chunks()
+        assert await anext(chunks) == content[:CHUNK]
+        await chunks.aclose()  # type: ignore[attr-defined]  # the read already under way for chunk 2 ends before this returns
+    assert source.fd < 0

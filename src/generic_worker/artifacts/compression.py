@@ -25,8 +25,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
+from isal import isal_zlib
+
 from generic_worker.artifacts.transfer import FileSource
-from generic_worker.deflate import BLOCK, DEFAULT_LEVEL, GZIP_HEADER, GzipMember
+from generic_worker.deflate import BLOCK, DEFAULT_LEVEL, GZIP_HEADER, WINDOW, GzipMember, deflate_block
 
 __all__ = [
     "BLOCK",
@@ -69,21 +71,39 @@ def deflate_range(
     """Blocking: deflate bytes [start, end) into `write` on `pool`, ending the deflate stream.
 
     The last block carries the final bit (an empty final block when the range is empty).
+    `read_at` must be thread-safe: each job reads its own block and the 32 KiB before it (its
+    dictionary; the first block uses `member.previous`) and checksums it, so the reads and the
+    CRC run on every core too and this thread only writes the results in order.
     """
     pool = pool or compression_pool()
     window = 2 * WORKERS
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[tuple[bytes, int, int]]] = deque()
     offset = start
+    level = member.level
+    first_dictionary = member.previous
+
+    def job(at: int, length: int, last: bool) -> tuple[bytes, int, int]:
+        data = read_at(at, length)
+        if at == start:
+            dictionary = first_dictionary
+        else:
+            back = min(WINDOW, at - start)
+            dictionary = read_at(at - back, back)
+            if back < WINDOW and first_dictionary:  # a block shorter than the window before it
+                dictionary = (first_dictionary + dictionary)[-WINDOW:]
+        return deflate_block(level, data, dictionary, last), isal_zlib.crc32(data), len(data)
+
     try:
         if start >= end:
             write(member.take(b"", True)())
         while offset < end or pending:
             while offset < end and len(pending) < window:
                 length = min(BLOCK, end - offset)
-                data = read_at(offset, length)
+                pending.append(pool.submit(job, offset, length, offset + length >= end))
                 offset += length
-                pending.append(pool.submit(member.take(data, offset >= end)))
-            write(pending.popleft().result())
+            piece, crc, length = pending.popleft().result()
+            member.absorb(crc, length)
+            write(piece)
     finally:
         for future in pending:
             future.cancel()

@@ -12,6 +12,7 @@ Everything streams in 1 MiB chunks, so memory stays constant whatever the file s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import stat
@@ -127,21 +128,35 @@ class FileSource:
         return await asyncio.to_thread(self.read_at, 0, self.size)
 
     async def chunks(self, digests: Digests | None = None) -> AsyncIterator[bytes]:
-        """The content in 1 MiB chunks, read (and hashed) in worker threads.
+        """The content in 1 MiB chunks, read (and hashed) in worker threads, one chunk ahead.
 
+        The next chunk is read while the current one is sent, so the PUT never waits for the
+        disk (or the page cache) between chunks. Reads stay in order, so digests are right.
         A read failure is kept in `read_error` before it is raised, because aiohttp reports it
         as a connection problem; the caller then knows it is local and not worth a retry.
         """
-        offset = 0
-        while offset < self.size:
+
+        def read(offset: int) -> asyncio.Future[bytes]:
             length = min(CHUNK, self.size - offset)
-            try:
-                data = await asyncio.to_thread(self._read_and_hash, offset, length, digests)
-            except LocalReadError as err:
-                self.read_error = err
-                raise
-            offset += length
-            yield data
+            return asyncio.ensure_future(asyncio.to_thread(self._read_and_hash, offset, length, digests))
+
+        offset = 0
+        ahead = read(0) if self.size > 0 else None
+        try:
+            while ahead is not None:
+                try:
+                    data = await ahead
+                except LocalReadError as err:
+                    ahead = None
+                    self.read_error = err
+                    raise
+                offset += len(data)
+                ahead = read(offset) if offset < self.size else None
+                yield data
+        finally:
+            if ahead is not None:  # the consumer stopped early: let the read end before we do
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(ahead)
 
     def _read_and_hash(self, offset: int, length: int, digests: Digests | None) -> bytes:
         data = self.read_at(offset, length)

@@ -88,6 +88,21 @@ class GzipMember:
         level = self.level
         return lambda: deflate_block(level, data, dictionary, last)
 
+    @property
+    def previous(self) -> bytes:
+        """The dictionary the next block is primed with (the last 32 KiB taken)."""
+        return self._previous
+
+    def absorb(self, crc: int, length: int) -> None:
+        """Account for `length` bytes with CRC-32 `crc` that were deflated elsewhere, in order.
+
+        For blocks compressed (and checksummed) by jobs that read their own input; the member
+        is then only good for its `trailer()`, not for further `take`s (no dictionary kept).
+        """
+        self.crc = isal_zlib.crc32_combine(self.crc, crc, length)
+        self.size += length
+        self._previous = b""
+
     def trailer(self) -> bytes:
         """CRC-32 and length (mod 2^32) of everything taken."""
         return struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)

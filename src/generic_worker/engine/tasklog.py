@@ -41,6 +41,9 @@ RESERVE = 1 << 20
 LINE_ROOM = 4096
 """The least that stays held past the end: room for the truncation line."""
 
+WAKE_INTERVAL = 0.01
+"""Readers (live log, compression) are woken at most this often (seconds) while output flows."""
+
 Move = Callable[[int, int], int]
 """`move(fd, limit)`: put at most `limit` bytes into the log's descriptor, return how many."""
 
@@ -63,6 +66,7 @@ class TaskLog:
             raise
         self._fd: int | None = fd
         self._lock = threading.Lock()
+        self._wake_lock = threading.Lock()  # only for _wake_pending: never held for long
         self._size = 0
         self._tail = b""
         self._truncated: str | None = None
@@ -72,6 +76,7 @@ class TaskLog:
         self._thread = threading.get_ident()
         self._changed = asyncio.Event()
         self._wake_pending = False
+        self._woken_at = 0  # the size readers were last woken at
         self._splice_fd: int | None = None
         self._splice_broken = not hasattr(os, "splice")
 
@@ -141,6 +146,7 @@ class TaskLog:
                 message = self._truncate(no_room or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
             if message is not None:
                 self._dropped += length - moved
+        with self._wake_lock:
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:
@@ -265,10 +271,31 @@ class TaskLog:
                 pass
 
     def _wake(self) -> None:
-        with self._lock:
-            self._wake_pending = False
+        """On the loop: release the readers waiting now; look again after WAKE_INTERVAL.
+
+        `_wake_pending` stays set until then, so writes meanwhile schedule no wake-up of their
+        own: a task printing fast wakes the loop (and its readers) at most once per interval,
+        not once per pump chunk, and the loop takes less of the cores the task needs.
+        """
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+        self._woken_at = self.size
+        if self._fd is None:
+            return  # closed: nothing more will come
+        try:
+            self._loop.call_later(WAKE_INTERVAL, self._rearm)
+        except RuntimeError:  # the loop is closing
+            pass
+
+    def _rearm(self) -> None:
+        # Ordering: a writer updates `_size` before it looks at `_wake_pending` (under
+        # `_wake_lock`), and the size is read here under that lock: either this sees its bytes
+        # and wakes, or the writer sees the flag cleared and schedules a wake itself.
+        with self._wake_lock:
+            grew = self.size != self._woken_at or self._fd is None
+            self._wake_pending = grew
+        if grew:
+            self._wake()
 
     # -- lines ----------------------------------------------------------------------------------
 

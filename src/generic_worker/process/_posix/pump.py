@@ -42,6 +42,9 @@ FAST_GAP = 0.001
 the pump waits up to BATCH_WAIT_MS for more before moving it: a task writing fast is woken far
 less often (see `_main`), and slow output (lines, progress) is passed on at once as before."""
 
+MIN_WAIT = 0.0002
+"""The shortest batching wait (seconds)."""
+
 
 @dataclass
 class _Waiter:
@@ -57,6 +60,16 @@ def _resolve(waiter: _Waiter) -> None:
 
     with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
         waiter.loop.call_soon_threadsafe(done)
+
+
+def _pipe_size(fd: int) -> int:
+    get_size = getattr(fcntl, "F_GETPIPE_SZ", None)
+    if get_size is None:
+        return CHUNK
+    try:
+        return int(fcntl.fcntl(fd, get_size))
+    except OSError:
+        return CHUNK
 
 
 def make_output_pipe() -> tuple[int, int]:
@@ -113,6 +126,9 @@ class Pump:
         self._finished = False
         self.error: OSError | None = None  # the first error the sink raised, if any
         self.bytes = 0  # how much was passed to the sink
+        # How long to let a fast writer fill the pipe: adapted to its rate (see `_batch`).
+        self._wait = BATCH_WAIT_MS / 1000
+        self._target = min(_pipe_size(self._fd), CHUNK) // 2
         self._thread: threading.Thread | None = None
 
     def close_write_end(self) -> None:
@@ -183,7 +199,7 @@ class Pump:
                         # little. Linux wakes a reader only when a write finds the pipe empty,
                         # so each drain-to-empty costs the writer a wake-up per write (4 KiB
                         # for base64). A flush or stop request (the wake pipe) ends the wait.
-                        waker.poll(BATCH_WAIT_MS)
+                        self._batch(waker, emptied)
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
                     continue
@@ -192,6 +208,22 @@ class Pump:
             self._drain(_fionread(self._fd))
         finally:
             self._finish()
+
+    def _batch(self, waker: select.poll, emptied: float) -> None:
+        """Wait for a fast writer to fill about half the pipe, then adapt the next wait.
+
+        A fixed wait is wrong both ways: too short and the writer is woken for every write,
+        too long and it fills the pipe and blocks, and with it the whole pipeline behind it
+        (`head | base64`: both cores then sit idle until the pump looks again). So the wait is
+        what half a pipe took at the writer's last rate, within [MIN_WAIT, BATCH_WAIT_MS].
+        """
+        waker.poll(self._wait * 1000)
+        filled = _fionread(self._fd)
+        elapsed = time.monotonic() - emptied
+        if filled <= 0 or elapsed <= 0:
+            return
+        wait = self._target * elapsed / filled  # at the measured rate, half a pipe takes this
+        self._wait = min(max(wait, MIN_WAIT), BATCH_WAIT_MS / 1000)
 
     def _serve_waiters(self) -> bool:
         """Answer the flush requests that are satisfied; return whether stop() was requested."""
