@@ -41,7 +41,7 @@ RESERVE = 1 << 20
 LINE_ROOM = 4096
 """The least that stays held past the end: room for the truncation line."""
 
-WAKE_INTERVAL = 0.01
+WAKE_INTERVAL = 0.002
 """Readers (live log, compression) are woken at most this often (seconds) while output flows."""
 
 Move = Callable[[int, int], int]
