@@ -1,6 +1,6 @@
 """A task printing 425 MB of base64: started → resolved, the task's slowdown, the worker's memory.
 
-    python -m bench.log_gzip [--rounds 5] [--mib 300]
+    python -m bench.log_gzip [--rounds 7] [--mib 300]
 
 The task is `head -c 300M /dev/urandom | base64` (425 MB of output, which keeps both cores of a
 2-core machine busy), timed by itself with `date`. The worker runs as its own process
@@ -192,8 +192,9 @@ async def limit_round(
 async def clean_tasks(tmp: Path) -> None:
     """Remove what a round left: task directories and tc-local's stored blobs, then `sync`.
 
-    Every round starts from the same state. Left to pile up (2 x 320 MB of blobs per round, in
-    the page cache; tc-local keeps its blobs under `blobs/`), later rounds ran up to twice as slow on this VM, worker and limit alike.
+    Every round starts from the same state. Left to pile up (2 x 320 MB of blobs per round in
+    the page cache; tc-local keeps them under `blobs/`), they made later rounds up to twice as
+    slow on this VM, worker and limit alike.
     """
 
     def clean() -> None:
@@ -218,6 +219,7 @@ def describe(r: dict[str, float]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
+    """Run the rounds (each: baselines, both worker tasks, the limits), then print the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-log-gzip-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         printed = tmp / "printed.b64"  # the fast printer's text, made once
@@ -280,7 +282,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--mib", type=int, default=300, help="random bytes base64-encoded by the task")
     parser.add_argument("--dir", type=Path, default=None, help="where the worker's files go")
     asyncio.run(run(parser.parse_args()))
