@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 from isal import isal_zlib
 
+from generic_worker.deflate.cgroup_cpu import CgroupCpu
+
 BLOCK = 1 << 20
 WINDOW = 32 * 1024
 """deflate's history: the dictionary each block is primed with."""
@@ -120,22 +122,33 @@ def pwrite_all(fd: int, data: bytes, offset: int) -> None:
 class SpareCpu:
     """Cores the rest of the machine left idle since the last look (Linux /proc/stat).
 
-    The helper's own CPU time counts as idle: it is what the helper may use. Where /proc/stat
-    does not exist (macOS) `cores()` answers None and the helper relies on its priority alone.
+    The helper's own CPU time counts as idle: it is what the helper may use. With a `cgroup`
+    quota (a container's CPU limit, `cgroup_cpu`), the answer is also capped by what the quota
+    left unused, since /proc/stat sees the whole host. Where /proc/stat does not exist (macOS)
+    `cores()` answers None and the helper relies on its priority alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cgroup: CgroupCpu | None = None) -> None:
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._cgroup = cgroup
         self._last = self._sample()
 
-    def _sample(self) -> tuple[float, float] | None:
+    def _sample(self) -> tuple[float, float, float | None] | None:
+        """(time, machine idle + own CPU, quota left + own CPU), each cumulative in core-seconds."""
         try:
             with open("/proc/stat", "rb") as stat:
                 fields = stat.readline().split()
         except OSError:
             return None
+        at, own = time.monotonic(), time.process_time()
         idle = (int(fields[4]) + int(fields[5])) / self._tick  # idle + iowait, in core-seconds
-        return time.monotonic(), idle + time.process_time()
+        left = None
+        if self._cgroup is not None:
+            try:
+                left = self._cgroup.limit * at - self._cgroup.usage() + own
+            except (OSError, ValueError):
+                self._cgroup = None  # gone or unreadable: the machine's figure alone
+        return at, idle + own, left
 
     def cores(self) -> float | None:
         """Idle cores (plus our own use) on average since the previous call; None if unknown."""
@@ -143,7 +156,11 @@ class SpareCpu:
         last, self._last = self._last, now
         if now is None or last is None or now[0] <= last[0]:
             return None
-        return (now[1] - last[1]) / (now[0] - last[0])
+        elapsed = now[0] - last[0]
+        spare = (now[1] - last[1]) / elapsed
+        if now[2] is not None and last[2] is not None:
+            spare = min(spare, (now[2] - last[2]) / elapsed)
+        return spare
 
 
 def follow_log(
@@ -169,7 +186,7 @@ def follow_log(
     done, written, limit = 0, len(GZIP_HEADER), 0
     pending = b""
     next_at = 0.0  # no block starts before this (the duty cycle's pause, or the next CPU look)
-    spare = SpareCpu() if min_spare > 0 else None
+    spare = SpareCpu(CgroupCpu.find()) if min_spare > 0 else None
     looked = time.monotonic()  # the start of `spare`'s current window
     open_until = 0.0  # blocks may start until then: the last window had spare CPU
     waiter = select.poll()
