@@ -31,9 +31,8 @@ def find(tmp_path: Path, cgroup: str, files: dict[str, str]) -> CgroupCpu | None
     return CgroupCpu.find(tmp_path / "proc", tmp_path / "sys")
 
 
-def test_v2_the_tightest_quota_of_the_cgroup_and_its_ancestors(tmp_path: Path):
-    found = find(
-        tmp_path,
+QUOTAS = {
+    "v2: the tightest quota of the cgroup and its ancestors": (
         "0::/pod/ctr\n",
         {
             "cgroup.controllers": "cpuset cpu io memory\n",
@@ -42,13 +41,10 @@ def test_v2_the_tightest_quota_of_the_cgroup_and_its_ancestors(tmp_path: Path):
             "pod/ctr/cpu.max": "max 100000\n",
             "pod/ctr/cpu.stat": "usage_usec 1000000\n",
         },
-    )
-    assert found is not None and found.limit == 1.5 and found.usage() == 2.5
-
-
-def test_v1_quota_with_usage_from_a_separate_cpuacct_hierarchy(tmp_path: Path):
-    found = find(
-        tmp_path,
+        1.5,
+        2.5,
+    ),
+    "v1: usage from a separate cpuacct hierarchy": (
         "5:cpuacct:/docker/abc\n4:cpu:/docker/abc\n0::/\n",
         {
             "cgroup.controllers": "",
@@ -58,22 +54,29 @@ def test_v1_quota_with_usage_from_a_separate_cpuacct_hierarchy(tmp_path: Path):
             "cpu/cpu.cfs_period_us": "100000\n",
             "cpuacct/docker/abc/cpuacct.usage": "3000000000\n",
         },
-    )
-    assert found is not None and found.limit == 0.5 and found.usage() == 3.0
-
-
-def test_v1_combined_controllers_seen_from_inside_a_cgroup_namespace(tmp_path: Path):
+        0.5,
+        3.0,
+    ),
     # The process's path is not under the mount (the container sees its own cgroup as the root).
-    found = find(
-        tmp_path,
+    "v1: combined controllers seen from inside a cgroup namespace": (
         "3:cpu,cpuacct:/kubepods/pod1/ctr\n",
         {
             "cpu,cpuacct/cpu.cfs_quota_us": "200000\n",
             "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
             "cpu,cpuacct/cpuacct.usage": "7000000000\n",
         },
-    )
-    assert found is not None and found.limit == 2.0 and found.usage() == 7.0
+        2.0,
+        7.0,
+    ),
+}
+
+
+@pytest.mark.parametrize(("cgroup", "files", "limit", "usage"), QUOTAS.values(), ids=QUOTAS.keys())
+def test_the_quota_and_usage_are_found(
+    tmp_path: Path, cgroup: str, files: dict[str, str], limit: float, usage: float
+):
+    found = find(tmp_path, cgroup, files)
+    assert found is not None and found.limit == limit and found.usage() == usage
 
 
 @pytest.mark.parametrize(
