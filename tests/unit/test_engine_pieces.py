@@ -117,3 +117,11 @@ async def test_task_log_wakes_followers_for_writes_from_threads(tmp_path: Path):
     assert await asyncio.wait_for(waiter, 5)
     log.close()
     assert os.path.getsize(tmp_path / "l.log") == 19
+
+
+def test_the_task_log_sink_lets_the_pumps_splice():
+    """A task's command output reaches its log through splice(2), not through Python."""
+    from generic_worker.engine.taskrun import _LogSink
+    from generic_worker.process import SplicingSink
+
+    assert isinstance(object.__new__(_LogSink), SplicingSink)

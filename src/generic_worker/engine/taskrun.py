@@ -447,10 +447,19 @@ def _current_user() -> tuple[str, str]:
 
 
 class _LogSink:
-    """Feeds command output into the task log (the process pumps call it from their threads)."""
+    """Feeds command output into the task log (the process pumps call it from their threads).
+
+    A `SplicingSink`: the pumps move output from the pipe into the log with `splice(2)`, inside
+    the kernel, and fall back to `write` where that is not possible.
+    """
 
     def __init__(self, task: TaskRun) -> None:
         self._task = task
 
     def write(self, data: bytes) -> None:
+        """Append output the pump read itself."""
         self._task.log.write(data)
+
+    def splice_from(self, pipe_fd: int, limit: int) -> int | None:
+        """Move output from the pipe into the log without copying it through Python."""
+        return self._task.log.splice_from(pipe_fd, limit)
