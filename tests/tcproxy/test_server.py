@@ -284,8 +284,10 @@ async def test_port_choice_and_closing():
             make_proxy("http://127.0.0.1:1", credentials),
         )
         try:
-            assert await first.start(port, tries=8) == port + 1  # the first free port after it
-            assert await second.start(port, tries=8) == port + 2
+            # The first free ports after it (another process may hold one of them meanwhile).
+            taken = await first.start(port, tries=8)
+            assert port < taken <= port + 8
+            assert taken < await second.start(port, tries=8) <= port + 8
         finally:
             await first.close()
             await second.close()
