@@ -299,3 +299,12 @@ async def test_capacity_runs_tasks_concurrently(gw: GW):
     first, second = sorted(runs, key=lambda run: run["started"])
     assert parse_tc(second["started"]) < parse_tc(first["resolved"])  # they overlapped
     assert len(list(gw.task_dirs())) == 2
+
+
+async def test_commands_write_the_log_file_themselves_in_the_insecure_engine(gw: GW):
+    """No pipe and no pump between a command and its log (docs/compression.md)."""
+    task_id = await gw.submit({"command": [sh("readlink /proc/self/fd/1 /proc/self/fd/2")], "maxRunTime": 30})
+    assert await gw.run() == ExitCode.TASKS_COMPLETE
+    assert await gw.resolution(task_id) == "completed/completed"
+    log = await gw.log(task_id)
+    assert log.count("generic-worker/live_backing.log\n") == 2, log

@@ -34,7 +34,7 @@ async def test_task_runs_as_its_own_user_with_a_clean_environment(gw: GW, mu_roo
                 [
                     "sh",
                     "-c",
-                    "id -un; id -u; pwd; env | sort; stat -c '%U %a' .; "
+                    "id -un; id -u; pwd; env | sort; stat -c '%U %a' .; readlink /proc/self/fd/1; "
                     "mv generic-worker moved || echo could not move; ls generic-worker",
                 ]
             ],
@@ -53,6 +53,7 @@ async def test_task_runs_as_its_own_user_with_a_clean_environment(gw: GW, mu_roo
     assert "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" in lines
     assert "FROM_PAYLOAD=yes" in lines
     assert f"{name} 700" in lines
+    assert any(line.startswith("pipe:[") for line in lines)  # never the log file itself
     assert not any(line.startswith(("TASKCLUSTER_ACCESS_TOKEN", "SUDO_", "PYTEST")) for line in lines)
     assert "Permission denied" in log
     assert "could not move" in log and "=== Task Starting ===" in log  # the worker's log, not a fake

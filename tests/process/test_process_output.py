@@ -164,3 +164,18 @@ def test_the_batching_wait_follows_the_writers_rate() -> None:
         assert pumps.MIN_WAIT <= pump._wait < slow <= pumps.BATCH_WAIT_MS / 1000
     finally:
         pump.discard()
+
+
+async def test_a_direct_sink_gets_the_commands_writing_its_file_without_a_pipe(tmp_path: Path) -> None:
+    log = TaskLog(tmp_path / "live_backing.log", direct=True)
+    procs = TaskProcesses(("TASK_ID", "D1"), log)
+    result = await procs.run(
+        sh("readlink /proc/self/fd/1; for i in $(seq 200); do printf x; done", tmp_path, "D1")
+    )
+    assert result.exit_code == 0
+    text = (tmp_path / "live_backing.log").read_bytes()
+    # stdout is the log file itself, and everything written just before exit is in the log.
+    assert text == str(tmp_path / "live_backing.log").encode() + b"\n" + b"x" * 200
+    assert log.size == len(text)
+    await procs.kill_all()
+    log.close()

@@ -26,6 +26,7 @@ A full disk (the ENOSPC contract; docs/reliability.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import threading
@@ -44,6 +45,10 @@ LINE_ROOM = 4096
 WAKE_INTERVAL = 0.002
 """Readers (live log, compression) are woken at most this often (seconds) while output flows."""
 
+DIRECT_LOOK = (0.005, 0.1)
+"""How often (seconds) a log that commands write themselves is looked at: every 5 ms while it
+grows, backing off to 100 ms while it does not."""
+
 Move = Callable[[int, int], int]
 """`move(fd, limit)`: put at most `limit` bytes into the log's descriptor, return how many."""
 
@@ -55,7 +60,9 @@ class TaskLog:
     line (the disk is full already): such a task directory is unusable.
     """
 
-    def __init__(self, path: Path, on_truncated: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, on_truncated: Callable[[str], None] | None = None, *, direct: bool = False
+    ) -> None:
         self.path = path
         # O_RDWR (not O_WRONLY): truncation reads the last byte to end the line before its own.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -79,6 +86,12 @@ class TaskLog:
         self._woken_at = 0  # the size readers were last woken at
         self._splice_fd: int | None = None
         self._splice_broken = not hasattr(os, "splice")
+        # Commands writing the file themselves (`open_direct`): see "direct writers" below.
+        self._direct_allowed = direct
+        self._direct_seen = False  # once true, the file may be longer than `_size`
+        self._direct_writers = 0
+        self._look_timer: asyncio.TimerHandle | None = None
+        self._look_every = DIRECT_LOOK[0]
 
     @property
     def size(self) -> int:
@@ -134,12 +147,14 @@ class TaskLog:
             if self._fd is None or self._truncated is not None:
                 self._dropped += length
                 return 0
+            self._catch_up()  # a line goes after what commands wrote themselves
             limit, no_room = self._room(length)
             moved = 0
             if limit > 0:
                 try:
                     moved = move(self._fd, limit)
                     self._size += moved
+                    self._catch_up()  # a command may have appended meanwhile: the file decides
                 except OSError as e:
                     message = self._truncate(e)
             else:
@@ -245,12 +260,28 @@ class TaskLog:
         if self._size and not self._ends_with_newline():
             line = b"\n" + line
         try:
-            written = os.write(self._fd, line)
+            written = self._write_at_end(line)
         except OSError:
             written = 0
         self._size += written
         self._tail = line[written:]
         return message
+
+    def _write_at_end(self, line: bytes) -> int:
+        """Write the truncation line right at `_size` (under the lock); how much went in.
+
+        With direct writers the file may already be longer (a command appended after the size
+        was taken): the line then overwrites that, through a descriptor without O_APPEND, and
+        `close()` cuts the file at the end of the log.
+        """
+        assert self._fd is not None
+        if not self._direct_seen:
+            return os.write(self._fd, line)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            return os.pwrite(fd, line, self._size)
+        finally:
+            os.close(fd)
 
     def _ends_with_newline(self) -> bool:
         assert self._fd is not None
@@ -258,6 +289,88 @@ class TaskLog:
             return os.pread(self._fd, 1, self._size - 1) == b"\n"
         except OSError:
             return False
+
+    # -- direct writers ------------------------------------------------------------------------
+    #
+    # A command may write its output into the log file itself (`open_direct`: its stdout and
+    # stderr are an O_APPEND descriptor of the file) instead of through a pipe and a pump: that
+    # costs the task nothing (no pipe, no copy, no thread competing for its cores). The log then
+    # follows the file: `refresh()` (on the loop, every DIRECT_LOOK while such commands live,
+    # and on `flush`) takes the file's size as the log's, tops up the disk reserve and wakes the
+    # readers. On a full disk the log is truncated at the size it had then: the truncation line
+    # goes right there, anything a command appends after it is never read and is cut at close,
+    # and the command's own writes fail with ENOSPC (a full disk costs the task, not the log).
+    # Only for engines where the task could rewrite the file anyway (the insecure engine: the
+    # task runs as the worker's user); elsewhere `open_direct` answers None and a pipe is used.
+
+    def open_direct(self) -> int | None:
+        """On the loop: a new appending descriptor of the log for one command's output, or None.
+
+        None when this log takes no direct writers, or is closed or truncated: use a pipe then.
+        Pair every descriptor handed out with one `direct_done()` once its command is over.
+        """
+        if not self._direct_allowed:
+            return None
+        with self._lock:
+            if self._fd is None or self._truncated is not None:
+                return None
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except OSError:
+                return None
+            self._catch_up()
+            self._direct_seen = True
+            self._direct_writers += 1
+        self._look_every = DIRECT_LOOK[0]
+        self._schedule_look()
+        return fd
+
+    def direct_done(self) -> None:
+        """On the loop: one command that wrote directly is over (its processes are gone)."""
+        self.refresh()
+        self._direct_writers = max(0, self._direct_writers - 1)
+
+    def refresh(self) -> bool:
+        """On the loop: take in what commands appended to the file; whether the log grew."""
+        message = None
+        with self._lock:
+            if self._fd is None or self._truncated is not None or not self._direct_seen:
+                return False
+            before = self._size
+            try:
+                self._catch_up()
+                _, no_room = self._room(0)
+            except OSError as e:
+                no_room = e
+            if no_room is not None:  # the disk is full: the log ends at what it has now
+                message = self._truncate(no_room)
+            grew = self._size > before
+        if grew or message is not None:
+            with self._wake_lock:
+                wake = not self._wake_pending
+                self._wake_pending = True
+            if wake:
+                self._wake()
+        if message is not None and self._on_truncated is not None:
+            self._on_truncated(message)
+        return grew
+
+    def _catch_up(self) -> None:
+        """Under the lock: the log is as long as the file commands write themselves."""
+        if self._direct_seen and self._fd is not None:
+            self._size = max(self._size, os.fstat(self._fd).st_size)
+
+    def _schedule_look(self) -> None:
+        if self._look_timer is None and self._fd is not None:
+            self._look_timer = self._loop.call_later(self._look_every, self._look)
+
+    def _look(self) -> None:
+        self._look_timer = None
+        if self._direct_writers <= 0:
+            return
+        grew = self.refresh()
+        self._look_every = DIRECT_LOOK[0] if grew else min(2 * self._look_every, DIRECT_LOOK[1])
+        self._schedule_look()
 
     # -- waking readers ------------------------------------------------------------------------
 
@@ -342,6 +455,15 @@ class TaskLog:
     def close(self) -> None:
         """Close the file (giving back the held blocks); later writes are dropped, readers released."""
         with self._lock:
+            if self._truncated is None:
+                self._catch_up()  # the last of what commands wrote themselves
+            if self._direct_seen and self._fd is not None:
+                # Whatever a command appended after the log's end (after a truncation) goes.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)
+            if self._look_timer is not None:
+                self._look_timer.cancel()
+                self._look_timer = None
             fd, self._fd = self._fd, None
             held, self._held = self._held, None
             splice_fd, self._splice_fd = self._splice_fd, None

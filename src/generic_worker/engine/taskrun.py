@@ -86,7 +86,14 @@ class TaskRun:
         )
         self.processes = TaskProcesses(("TASK_ID", self.task_id), _LogSink(self))
         # Raises OSError when the disk has no room even for the log: the worker's to handle.
-        self.log = TaskLog(self.gw_dir / "live_backing.log", on_truncated=self._log_truncated)
+        # In the insecure engine commands write the log file themselves (no pipe, no pump: the
+        # task runs as the worker's user and could rewrite that file anyway); in the multiuser
+        # engine their output goes through a pipe, so the task cannot touch its log.
+        self.log = TaskLog(
+            self.gw_dir / "live_backing.log",
+            on_truncated=self._log_truncated,
+            direct=self.engine is Engine.INSECURE,
+        )
         self.artifacts = ArtifactUploader(
             services=self.services,
             task_id=self.task_id,
@@ -450,7 +457,8 @@ class _LogSink:
     """Feeds command output into the task log (the process pumps call it from their threads).
 
     A `SplicingSink`: the pumps move output from the pipe into the log with `splice(2)`, inside
-    the kernel, and fall back to `write` where that is not possible.
+    the kernel, and fall back to `write` where that is not possible. And a `DirectSink`: where
+    the log agrees, commands write it themselves and there is no pipe at all.
     """
 
     def __init__(self, task: TaskRun) -> None:
@@ -463,3 +471,15 @@ class _LogSink:
     def splice_from(self, pipe_fd: int, limit: int) -> int | None:
         """Move output from the pipe into the log without copying it through Python."""
         return self._task.log.splice_from(pipe_fd, limit)
+
+    def open_direct(self) -> int | None:
+        """An appending descriptor of the log for a command to write itself (insecure engine)."""
+        return self._task.log.open_direct()
+
+    def refresh(self) -> bool:
+        """Take in what commands wrote into the log themselves."""
+        return self._task.log.refresh()
+
+    def direct_done(self) -> None:
+        """A command that wrote into the log itself is over."""
+        self._task.log.direct_done()

@@ -1,7 +1,8 @@
 """The only code in the worker that touches OS processes.
 
 The engine describes a command (`Command`, optionally as a `TaskUser`), runs it through the task's
-`TaskProcesses` (output streamed into an `OutputSink`, a `Result` back) and at task end calls
+`TaskProcesses` (output streamed into an `OutputSink` through a pipe, or written by the command
+straight into a `DirectSink`'s file; a `Result` back) and at task end calls
 `kill_all()`, which guarantees that nothing the task started survives it. `run_capture` runs the
 worker's own short helper commands. `enable_subreaper` is called once at worker start.
 `IdleHelper` runs one of the worker's own helper programs at idle CPU priority (the log
@@ -18,6 +19,7 @@ import sys
 from .model import (
     CapturedResult,
     Command,
+    DirectSink,
     OutputSink,
     Result,
     SplicingSink,
@@ -44,6 +46,7 @@ __all__ = [
     "CapturedResult",
     "IdleHelper",
     "Command",
+    "DirectSink",
     "Leftover",
     "OutputSink",
     "Result",

@@ -18,6 +18,7 @@ __all__ = [
     "OutputSink",
     "Result",
     "SplicingSink",
+    "DirectSink",
     "TaskUser",
     "describe_signal",
 ]
@@ -83,6 +84,26 @@ class SplicingSink(OutputSink, Protocol):
         when the pipe is empty, and returns None when it cannot take them this way right now
         (not supported, an error, closed): the pump then reads them and calls `write`.
         """
+
+
+@runtime_checkable
+class DirectSink(OutputSink, Protocol):
+    """An `OutputSink` backed by a file that a command may write itself: no pipe, no pump.
+
+    Called on the event loop only. The sink decides per command: `open_direct` answers a new
+    descriptor to give the command as its stdout and stderr, or None (use a pipe). `refresh`
+    makes everything already written visible (the command's `flush`); `direct_done` pairs each
+    descriptor handed out, once that command's processes are gone.
+    """
+
+    def open_direct(self) -> int | None:
+        """A descriptor for one command's output, or None."""
+
+    def refresh(self) -> bool:
+        """Take in what direct writers wrote; whether there was anything new."""
+
+    def direct_done(self) -> None:
+        """One direct writer is over."""
 
 
 # Go's names (syscall.Signal.String on Linux), so `describe()` reads like the seed's

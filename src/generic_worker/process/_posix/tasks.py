@@ -1,6 +1,8 @@
 """`TaskProcesses`: everything one task run starts, and the guarantee it all ends with the task.
 
-Each command gets its own session, its own output pipe and pump thread, and an exit watcher. The
+Each command gets its own session, its own output pipe and pump thread (or, when the sink is a
+`DirectSink` that agrees, the sink's file itself as stdout and stderr: direct.py), and an exit
+watcher. The
 task's processes are found again for killing by the rules in `sweep` (session, marker, task user,
 descent). All state changes happen on the event loop; only /proc scans and pipe copying run in
 threads.
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 
 import psutil
 
-from ..model import Command, OutputSink, Result
+from ..model import Command, DirectSink, OutputSink, Result
 from . import registry
+from .direct import DirectOutput
 from .exitwatch import Exit, watch_exit
 from .pump import Pump
 from .spawn import Spawned, StartError, spawn
@@ -41,7 +44,7 @@ class _Child:
 
     spawned: Spawned
     leader: psutil.Process | None  # for pid-reuse checks of its session; None if it vanished
-    pump: Pump
+    pump: Pump | DirectOutput
     exited: asyncio.Future[Exit]
     aborted: bool = False
 
@@ -116,11 +119,19 @@ class TaskProcesses:
 
     def _start(self, cmd: Command, stdin: bytes | None) -> _Child:
         # No await from the spawn until the child is listed: abort() and kill_all() always see it.
-        try:
-            pump = Pump(self._output)
-        except OSError as err:  # EMFILE/ENFILE: the worker is out of file descriptors
-            reason = os.strerror(err.errno or 0)
-            raise StartError(f"no pipe for the command's output: {reason}") from err
+        # A sink that agrees gets the command's output written into its file directly (no pipe,
+        # no pump: direct.py); otherwise a pipe and a pump thread.
+        output = self._output
+        pump: Pump | DirectOutput
+        direct = output.open_direct() if isinstance(output, DirectSink) else None
+        if direct is not None and isinstance(output, DirectSink):
+            pump = DirectOutput(output, direct)
+        else:
+            try:
+                pump = Pump(output)
+            except OSError as err:  # EMFILE/ENFILE: the worker is out of file descriptors
+                reason = os.strerror(err.errno or 0)
+                raise StartError(f"no pipe for the command's output: {reason}") from err
         try:
             spawned = spawn(cmd, self._owner, output_fd=pump.write_fd, stdin=stdin)
         except StartError:
