@@ -153,14 +153,15 @@ def test_the_batching_wait_follows_the_writers_rate() -> None:
         waker = select.poll()
         waker.register(pump._wake_r, select.POLLIN)
         pump._wake()  # the batching wait returns at once: no real waiting in this test
-        start = time.monotonic()
+        # The pipe "emptied" 1 ms before each look (taken just before it, so a slow machine does
+        # not stretch it): 1/8 pipe in 1 ms asks for the longest wait (the cap), a full pipe in
+        # 1 ms (the writer blocked) for a quarter of it.
         os.write(pump.write_fd, b"z" * (pump._target // 4))
-        pump._batch(waker, start - 0.001)  # 1/8 pipe in ~1 ms: the longest wait (the cap)
+        pump._batch(waker, time.monotonic() - 0.001)
         slow = pump._wait
         os.read(pump._fd, pumps.CHUNK)
-        start = time.monotonic()
-        os.write(pump.write_fd, b"z" * pump._target * 2)  # a full pipe in ~1 ms: it blocked
-        pump._batch(waker, start - 0.001)
+        os.write(pump.write_fd, b"z" * pump._target * 2)
+        pump._batch(waker, time.monotonic() - 0.001)
         assert pumps.MIN_WAIT <= pump._wait < slow <= pumps.BATCH_WAIT_MS / 1000
     finally:
         pump.discard()

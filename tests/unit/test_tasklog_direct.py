@@ -85,3 +85,34 @@ async def test_a_full_disk_truncates_the_log_once_and_costs_only_the_command(tmp
         assert last.startswith(LINE) and b"the disk of the task directory is full" in last
         assert kept.startswith(chunk) and set(kept) == {ord("y"), ord("\n")}
         assert log.size == len(text) and log.truncated is not None
+
+
+async def test_what_a_command_appends_after_the_truncation_is_never_read_and_cut_at_close(tmp_path: Path):
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        filler = disk / "filler"
+        filler.write_bytes(b"f" * (1 << 20))  # room to give back once the log is truncated
+        log = TaskLog(disk / "live_backing.log", direct=True)
+        fd = log.open_direct()
+        assert fd is not None
+
+        def fill() -> None:
+            while True:
+                try:
+                    os.write(fd, b"y" * 4095 + b"\n")
+                except OSError:
+                    return
+
+        await asyncio.to_thread(fill)
+        log.refresh()
+        assert log.truncated is not None
+        end = log.size
+        filler.unlink()
+        os.write(fd, b"z" * 100_000)  # the disk has room again: this lands past the log's end
+        log.refresh()
+        assert log.size == end  # never read
+        log.direct_done()
+        os.close(fd)
+        log.close()
+        text = (disk / "live_backing.log").read_bytes() + log.tail
+        assert len(text) == end and b"z" not in text  # cut at close
+        assert text.rstrip(b"\n").rsplit(b"\n", 1)[1].startswith(LINE)

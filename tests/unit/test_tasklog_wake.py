@@ -27,14 +27,20 @@ async def test_fast_writes_wake_the_loop_once_per_interval_and_the_last_bytes_ar
         for _ in range(writes):
             log.write(chunk)
 
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     thread = threading.Thread(target=writer)
     thread.start()
     await asyncio.to_thread(thread.join)
+    elapsed = loop.time() - started
     # The last write may have come while a wake was pending: the re-check after the interval
     # must still release a reader waiting for it.
     assert await asyncio.wait_for(log.wait_beyond(writes * len(chunk) - 1), 5)
     assert log.size == writes * len(chunk)
-    assert 1 <= wakes < writes / 10, wakes
+    # At most one wake per interval while the writes lasted (plus the first and the last look),
+    # however slow a busy machine makes the writer: far fewer than one per write.
+    assert 1 <= wakes <= elapsed / WAKE_INTERVAL + 2, (wakes, elapsed)
+    assert wakes < writes
     log.close()
 
 

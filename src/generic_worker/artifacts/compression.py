@@ -84,13 +84,8 @@ def deflate_range(
 
     def job(at: int, length: int, last: bool) -> tuple[bytes, int, int]:
         data = read_at(at, length)
-        if at == start:
-            dictionary = first_dictionary
-        else:
-            back = min(WINDOW, at - start)
-            dictionary = read_at(at - back, back)
-            if back < WINDOW and first_dictionary:  # a block shorter than the window before it
-                dictionary = (first_dictionary + dictionary)[-WINDOW:]
+        # Every block but the last is BLOCK long, so the window before a later one lies in range.
+        dictionary = first_dictionary if at == start else read_at(at - WINDOW, WINDOW)
         return deflate_block(level, data, dictionary, last), isal_zlib.crc32(data), len(data)
 
     try:

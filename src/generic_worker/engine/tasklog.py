@@ -161,11 +161,7 @@ class TaskLog:
                 message = self._truncate(no_room or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
             if message is not None:
                 self._dropped += length - moved
-        with self._wake_lock:
-            wake = not self._wake_pending
-            self._wake_pending = True
-        if wake:
-            self._call_on_loop(self._wake)
+        self._request_wake()
         if message is not None and self._on_truncated is not None:
             callback = self._on_truncated
             self._call_on_loop(lambda: callback(message))
@@ -346,11 +342,7 @@ class TaskLog:
                 message = self._truncate(no_room)
             grew = self._size > before
         if grew or message is not None:
-            with self._wake_lock:
-                wake = not self._wake_pending
-                self._wake_pending = True
-            if wake:
-                self._wake()
+            self._request_wake()
         if message is not None and self._on_truncated is not None:
             self._on_truncated(message)
         return grew
@@ -382,6 +374,14 @@ class TaskLog:
                 self._loop.call_soon_threadsafe(callback)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
+
+    def _request_wake(self) -> None:
+        """From any thread, after the log changed: wake the readers, unless a wake is pending."""
+        with self._wake_lock:
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._call_on_loop(self._wake)
 
     def _wake(self) -> None:
         """On the loop: release the readers waiting now; look again after WAKE_INTERVAL.
