@@ -73,20 +73,24 @@ def _ancestry(start: Path, mount: Path) -> list[Path]:
     return chain
 
 
+def _tightest(chain: list[Path], quota: Callable[[Path], float | None]) -> tuple[float, Path] | None:
+    """The smallest quota (in cores) along `chain`, and where it is set; None without any."""
+    found = [(cores, directory) for directory in chain if (cores := quota(directory)) is not None]
+    return min(found, key=lambda pair: pair[0]) if found else None
+
+
 def _v2(root: Path, path: str) -> CgroupCpu | None:
     if "cpu" not in (root / "cgroup.controllers").read_text().split():
         return None  # hybrid system: cpu is a v1 controller, or not enabled here
-    best: tuple[float, Path] | None = None
-    for directory in _ancestry(_own_directory(root, path), root):
+
+    def quota(directory: Path) -> float | None:
         limit_file = directory / "cpu.max"
         if not limit_file.exists():
-            continue
-        quota, _, period = limit_file.read_text().partition(" ")
-        if quota == "max":
-            continue
-        cores = int(quota) / int(period)
-        if best is None or cores < best[0]:
-            best = (cores, directory)
+            return None
+        cores, _, period = limit_file.read_text().partition(" ")
+        return None if cores == "max" else int(cores) / int(period)
+
+    best = _tightest(_ancestry(_own_directory(root, path), root), quota)
     if best is None:
         return None
     stat = best[1] / "cpu.stat"
@@ -108,17 +112,15 @@ def _v1(root: Path, controllers: str, path: str) -> CgroupCpu | None:
     mount = next((m for m in mounts if (m / "cpu.cfs_quota_us").exists()), None)
     if mount is None:
         return None
-    best: tuple[float, Path] | None = None
-    for directory in _ancestry(_own_directory(mount, path), mount):
+
+    def quota(directory: Path) -> float | None:
         quota_file = directory / "cpu.cfs_quota_us"
         if not quota_file.exists():
-            continue
-        quota = int(quota_file.read_text())
-        if quota <= 0:  # -1: no quota
-            continue
-        cores = quota / int((directory / "cpu.cfs_period_us").read_text())
-        if best is None or cores < best[0]:
-            best = (cores, directory)
+            return None
+        microseconds = int(quota_file.read_text())  # -1: no quota
+        return microseconds / int((directory / "cpu.cfs_period_us").read_text()) if microseconds > 0 else None
+
+    best = _tightest(_ancestry(_own_directory(mount, path), mount), quota)
     if best is None:
         return None
     # The usage lives in the cpuacct controller: the same directory when it is mounted with
